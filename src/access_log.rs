@@ -1,0 +1,97 @@
+//! The access log: one structured line per request, written when the
+//! response body has finished (so it carries the bytes really sent and the
+//! whole duration of a download), on target `lifeboat::access`.
+//!
+//! An [`Exchange`] is created when the request arrives and travels inside
+//! the response body. Dropping it (client went away) also writes the line,
+//! marked as aborted, and releases the connection's activity count.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Method, StatusCode, Uri, Version};
+
+use crate::body::BodyError;
+use crate::listener::ActivityGuard;
+
+/// One request's record, from arrival to the end of its response body.
+pub struct Exchange {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    peer: SocketAddr,
+    status: StatusCode,
+    bytes: u64,
+    log: bool,
+    finished: bool,
+    _activity: ActivityGuard,
+}
+
+impl Exchange {
+    /// Starts the record for a request that just arrived.
+    pub fn begin<B>(
+        req: &http::Request<B>,
+        peer: SocketAddr,
+        log: bool,
+        activity: ActivityGuard,
+    ) -> Self {
+        Exchange {
+            started: Instant::now(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            peer,
+            status: StatusCode::OK,
+            bytes: 0,
+            log,
+            finished: false,
+            _activity: activity,
+        }
+    }
+
+    /// Records the response status (before the body starts).
+    pub fn set_status(&mut self, status: StatusCode) {
+        self.status = status;
+    }
+
+    pub(crate) fn add_bytes(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// Completes the record: the body ended, failed (`error`), or was dropped.
+    pub fn finish(mut self, error: Option<&BodyError>) {
+        self.emit(
+            error
+                .map(|e| e.to_string())
+                .as_deref()
+                .unwrap_or("complete"),
+        );
+        self.finished = true;
+    }
+
+    fn emit(&self, end: &str) {
+        if !self.log {
+            return;
+        }
+        tracing::info!(
+            target: "lifeboat::access",
+            method = %self.method,
+            path = self.uri.path(),
+            version = ?self.version,
+            status = self.status.as_u16(),
+            bytes = self.bytes,
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            peer = %self.peer,
+            end,
+        );
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.emit("aborted by client");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Body types. Bodies stream: nothing here buffers more than one frame.
+//!
+//! - [`RequestBody`]: the client's body on its way to the origin, with an
+//!   idle timeout so a stalled upload cannot pin an origin connection.
+//! - [`ResponseBody`]: what lifeboat sends to the client: a streamed origin
+//!   body (with its own idle timeout) or a static page from memory. It
+//!   carries the request's [`Exchange`] record, which is completed when the
+//!   body ends, fails or is dropped: that is when the access-log line is
+//!   written and the connection's activity count drops.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::access_log::Exchange;
+
+/// Why a streamed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// No bytes moved for the configured body idle timeout.
+    #[error("body made no progress for {0:?}")]
+    Idle(Duration),
+    /// The peer reset or broke the stream.
+    #[error("body stream failed: {0}")]
+    Stream(#[from] hyper::Error),
+}
+
+/// An `Incoming` body that fails if no frame arrives within `timeout`.
+/// The timer is created only when a read actually has to wait.
+pub struct IdleBody {
+    inner: Incoming,
+    timeout: Duration,
+    last_progress: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+/// The client's request body as sent to the origin.
+pub type RequestBody = IdleBody;
+
+impl IdleBody {
+    /// Wraps `inner`; the idle clock starts now.
+    pub fn new(inner: Incoming, timeout: Duration) -> Self {
+        IdleBody {
+            inner,
+            timeout,
+            last_progress: Instant::now(),
+            timer: None,
+        }
+    }
+}
+
+impl Body for IdleBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.last_progress = Instant::now();
+                Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
+            }
+            Poll::Pending => {
+                let deadline = this.last_progress + this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Some(Err(BodyError::Idle(this.timeout))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+enum Inner {
+    /// A page or message held in memory (often `&'static`, so no copy).
+    Full(Option<Bytes>),
+    /// The origin's body, streamed.
+    Origin(IdleBody),
+}
+
+/// The body of every response lifeboat sends.
+pub struct ResponseBody {
+    inner: Inner,
+    exchange: Option<Exchange>,
+}
+
+impl ResponseBody {
+    /// A body from memory.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        let inner = Inner::Full((!bytes.is_empty()).then_some(bytes));
+        ResponseBody {
+            inner,
+            exchange: None,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        ResponseBody {
+            inner: Inner::Full(None),
+            exchange: None,
+        }
+    }
+
+    /// The origin's body, streamed with an idle timeout.
+    pub fn origin(body: Incoming, idle: Duration) -> Self {
+        ResponseBody {
+            inner: Inner::Origin(IdleBody::new(body, idle)),
+            exchange: None,
+        }
+    }
+
+    /// Attaches the request's record, completed when this body finishes.
+    pub fn with_exchange(mut self, exchange: Exchange) -> Self {
+        if self.is_end_stream() {
+            exchange.finish(None);
+        } else {
+            self.exchange = Some(exchange);
+        }
+        self
+    }
+
+    fn finish(&mut self, error: Option<&BodyError>) {
+        if let Some(exchange) = self.exchange.take() {
+            exchange.finish(error);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.inner {
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Origin(body) => Pin::new(body).poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(ex)) = (frame.data_ref(), this.exchange.as_mut()) {
+                    ex.add_bytes(data.len());
+                }
+                if this.is_end_stream() {
+                    this.finish(None);
+                }
+            }
+            Poll::Ready(Some(Err(e))) => this.finish(Some(e)),
+            Poll::Ready(None) => this.finish(None),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(b) => b.is_none(),
+            Inner::Origin(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Origin(b) => b.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Configuration: one TOML file, read in three steps that never mix.
+//!
+//! 1. **parse** (`raw.rs`): TOML text → `RawConfig`, syntax and types only;
+//! 2. **validate** (`validate.rs`): `RawConfig` → [`Config`], a trusted value
+//!    with every default applied, every range and cross-field rule checked, and
+//!    referenced files (TLS certificates) loaded;
+//! 3. **load** ([`load`]): reads the file and runs both.
+//!
+//! Any failure is a [`ConfigError`] naming file, line, column and key.
+
+mod error;
+mod raw;
+pub mod units;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{ConfigError, Diagnostic};
+pub use units::{ByteSize, Cidr};
+
+/// A validated configuration: every value is in range and every file it
+/// names has been read. Nothing downstream re-checks it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (a path, or a label for inline text).
+    pub source: String,
+    /// Public listeners.
+    pub listen: Listen,
+    /// The origin lifeboat proxies to.
+    pub origin: Origin,
+    /// Connection and request limits on the public side.
+    pub limits: Limits,
+    /// Proxy header behaviour.
+    pub proxy: Proxy,
+    /// Graceful shutdown.
+    pub shutdown: Shutdown,
+    /// Logging.
+    pub log: Log,
+}
+
+/// Public listeners: plain HTTP (h1 and h2c) and/or HTTPS (h1 and h2 by ALPN).
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Plain-text address.
+    pub http: Option<SocketAddr>,
+    /// TLS address, with its certificate.
+    pub https: Option<(SocketAddr, Tls)>,
+}
+
+/// A loaded TLS server configuration.
+#[derive(Clone)]
+pub struct Tls {
+    /// Certificate chain path, for display and reload.
+    pub cert_path: PathBuf,
+    /// rustls configuration with ALPN `h2`, `http/1.1`.
+    pub server_config: Arc<rustls::ServerConfig>,
+    /// Time allowed for a TLS handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("cert_path", &self.cert_path)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the `Host` header reaches the origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// Forward the client's `Host` (or h2 `:authority`) unchanged.
+    Preserve,
+    /// Use the origin URL's authority.
+    Origin,
+    /// Use this exact value.
+    Fixed(http::HeaderValue),
+}
+
+/// The origin server.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `http` (TLS to the origin is not supported yet).
+    pub scheme: http::uri::Scheme,
+    /// `host:port` of the origin.
+    pub authority: http::uri::Authority,
+    /// Time allowed to establish a TCP connection to the origin.
+    pub connect_timeout: Duration,
+    /// Time allowed from sending the request until response headers arrive.
+    pub ttfb_timeout: Duration,
+    /// How long an idle pooled origin connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept to the origin.
+    pub pool_max_idle: usize,
+    /// Speak HTTP/2 (prior knowledge) to the origin instead of HTTP/1.1.
+    pub http2: bool,
+    /// Host header policy.
+    pub host: HostHeader,
+}
+
+/// Limits on the public side. Defaults are those of a cautious edge proxy.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open client connections at most; beyond it lifeboat stops accepting.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    pub keepalive_timeout: Duration,
+    /// Longest pause allowed inside a request or response body.
+    pub body_idle_timeout: Duration,
+    /// Largest request head accepted (431 beyond).
+    pub max_header_size: usize,
+    /// Most request header fields accepted (431 beyond).
+    pub max_headers: usize,
+    /// HTTP/2 streams a client may have open at once.
+    pub h2_max_concurrent_streams: u32,
+}
+
+/// Proxy header behaviour.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Peers whose `X-Forwarded-*`/`Forwarded` headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Pseudonym used in the `Via` header.
+    pub via: String,
+}
+
+impl Proxy {
+    /// Whether `peer` is a proxy whose forwarding headers we trust.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(peer))
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// `tracing` filter directive, e.g. `info` or `lifeboat=debug`.
+    pub level: String,
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// One access-log line per request.
+    pub access: bool,
+}
+
+/// Reads, parses and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    from_str(&text, &path.display().to_string(), base)
+}
+
+/// Parses and validates config text. `name` is used in errors; relative
+/// paths inside the file (certificates) are resolved against `base_dir`.
+pub fn from_str(text: &str, name: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    validate::parse_and_validate(text, name, base_dir)
+}
+
+/// A short human summary of a valid configuration, for `lifeboat check`.
+pub fn summary(c: &Config) -> String {
+    let mut s = String::new();
+    if let Some(a) = c.listen.http {
+        s += &format!("  listen http   {a} (HTTP/1.1, h2c)\n");
+    }
+    if let Some((a, tls)) = &c.listen.https {
+        s += &format!(
+            "  listen https  {a} (h2, HTTP/1.1; cert {})\n",
+            tls.cert_path.display()
+        );
+    }
+    s += &format!(
+        "  origin        {}://{} ({}; connect {:?}, ttfb {:?})\n",
+        c.origin.scheme,
+        c.origin.authority,
+        if c.origin.http2 { "h2" } else { "HTTP/1.1" },
+        c.origin.connect_timeout,
+        c.origin.ttfb_timeout
+    );
+    s += &format!(
+        "  limits        {} connections, {} B head / {} headers, header read {:?}, idle {:?}\n",
+        c.limits.max_connections,
+        c.limits.max_header_size,
+        c.limits.max_headers,
+        c.limits.header_read_timeout,
+        c.limits.keepalive_timeout
+    );
+    s
+}

@@ -1,0 +1,88 @@
+//! The config file as written: serde structs that mirror the TOML exactly,
+//! with every field optional so that defaults live in one place
+//! (`validate.rs`). Unknown keys are errors. Values that validation must
+//! point at keep their span (`Spanned`).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::units::{ByteSize, Cidr, Duration};
+
+type S<T> = Option<Spanned<T>>;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<Spanned<RawListen>>,
+    pub origin: Option<Spanned<RawOrigin>>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub proxy: RawProxy,
+    #[serde(default)]
+    pub shutdown: RawShutdown,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub http: S<String>,
+    pub https: S<String>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: S<String>,
+    pub key: S<String>,
+    pub handshake_timeout: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    pub url: S<String>,
+    pub connect_timeout: S<Duration>,
+    pub ttfb_timeout: S<Duration>,
+    pub pool_idle_timeout: S<Duration>,
+    pub pool_max_idle: S<i64>,
+    pub http2: Option<bool>,
+    pub host: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_connections: S<i64>,
+    pub header_read_timeout: S<Duration>,
+    pub keepalive_timeout: S<Duration>,
+    pub body_idle_timeout: S<Duration>,
+    pub max_header_size: S<ByteSize>,
+    pub max_headers: S<i64>,
+    pub h2_max_concurrent_streams: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub trusted_proxies: Option<Vec<Cidr>>,
+    pub via: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    pub drain_timeout: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: S<String>,
+    pub format: S<String>,
+    pub access: Option<bool>,
+}

@@ -1,0 +1,392 @@
+//! `RawConfig` → trusted [`Config`]: applies defaults, checks ranges and
+//! cross-field rules, loads referenced files. Every default is a constant
+//! here with the reason for its value.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::error::{Source, explain_unknown_key};
+use super::raw::{RawConfig, RawLimits, RawListen, RawLog, RawOrigin, RawProxy, RawTls};
+use super::units;
+use super::{
+    Config, ConfigError, HostHeader, Limits, Listen, Log, LogFormat, Origin, Proxy, Shutdown, Tls,
+};
+
+/// Plain listener when none is configured: loopback, so a fresh install
+/// exposes nothing until the operator says so.
+const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+/// TLS handshakes normally take one or two round trips; 5 s cuts silent
+/// handshakes without failing slow mobile links.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
+/// Origin connect: a healthy origin on a LAN connects in milliseconds; 4 s
+/// tolerates SYN retransmission (1 s, then 3 s) once.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Time to first byte: long enough for slow dynamic pages, short enough that
+/// a stuck origin shows up as an error rather than a hung browser.
+const TTFB_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle origin connections are kept 90 s, longer than typical origin
+/// keep-alive settings would be wasteful, shorter costs reconnects.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Idle origin connections kept: enough to absorb a burst without a wave of
+/// new connects, small enough not to exhaust the origin's worker slots.
+const POOL_MAX_IDLE: i64 = 256;
+/// Client connections: 10,000 fits comfortably in the default 64 Ki fd limit
+/// alongside origin connections.
+const MAX_CONNECTIONS: i64 = 10_000;
+/// Request head must be complete within 10 s: slowloris protection.
+const HEADER_READ: Duration = Duration::from_secs(10);
+/// Idle keep-alive: 60 s matches what browsers keep on their side.
+const KEEPALIVE: Duration = Duration::from_secs(60);
+/// A body that makes no progress for 30 s is abandoned.
+const BODY_IDLE: Duration = Duration::from_secs(30);
+/// 32 KiB of request head: larger than any sane cookie jar, smaller than an attack.
+const MAX_HEADER_SIZE: u64 = 32 * 1024;
+/// hyper's read buffer cannot be smaller than 8 KiB.
+const MIN_HEADER_SIZE: u64 = 8 * 1024;
+/// 100 header fields, as nginx and most CDNs allow.
+const MAX_HEADERS: i64 = 100;
+/// 100 concurrent h2 streams, the RFC 9113 recommended minimum.
+const H2_STREAMS: i64 = 100;
+/// Downloads in flight get 30 s to finish on shutdown.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// What `validate` works with: the source text for spans and the parsed
+/// document for key paths.
+struct Ctx<'a> {
+    src: Source<'a>,
+    doc: &'a DeTable<'a>,
+    base_dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+        self.src.diagnostic(Some(span), Some(self.doc), None, msg)
+    }
+
+    fn err_key(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> ConfigError {
+        self.src
+            .diagnostic(Some(span), Some(self.doc), Some(key.to_string()), msg)
+    }
+
+    /// A duration with a default and an inclusive range.
+    fn duration(
+        &self,
+        v: &Option<Spanned<units::Duration>>,
+        default: Duration,
+        range: (Duration, Duration),
+    ) -> Result<Duration, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let d = v.get_ref().0;
+        if d < range.0 || d > range.1 {
+            let (lo, hi) = (units::Duration(range.0), units::Duration(range.1));
+            return Err(self.err(
+                v.span(),
+                format!("must be between {lo} and {hi}, found {}", v.get_ref()),
+            ));
+        }
+        Ok(d)
+    }
+
+    /// An integer with a default and an inclusive range.
+    fn int(
+        &self,
+        v: &Option<Spanned<i64>>,
+        default: i64,
+        range: (i64, i64),
+    ) -> Result<i64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let n = *v.get_ref();
+        if n < range.0 || n > range.1 {
+            return Err(self.err(
+                v.span(),
+                format!("must be between {} and {}, found {n}", range.0, range.1),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+pub(super) fn parse_and_validate(
+    text: &str,
+    name: &str,
+    base_dir: &Path,
+) -> Result<Config, ConfigError> {
+    let src = Source { name, text };
+    let doc =
+        DeTable::parse(text).map_err(|e| src.diagnostic(e.span(), None, None, e.message()))?;
+    let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc.clone())).map_err(|e| {
+        let message = explain_unknown_key(e.message())
+            .unwrap_or_else(|| e.message().replace("expected i64", "expected an integer"));
+        src.diagnostic(e.span(), Some(doc.get_ref()), None, message)
+    })?;
+    let ctx = Ctx {
+        src,
+        doc: doc.get_ref(),
+        base_dir,
+    };
+    validate(&ctx, raw)
+}
+
+fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
+    let Some(origin) = &raw.origin else {
+        return Err(ctx.err_key(
+            0..0,
+            "origin",
+            "missing table [origin]: lifeboat needs an origin `url` to proxy to",
+        ));
+    };
+    Ok(Config {
+        source: ctx.src.name.to_string(),
+        listen: listen(ctx, raw.listen.as_ref())?,
+        origin: self::origin(ctx, origin)?,
+        limits: limits(ctx, &raw.limits)?,
+        proxy: proxy(ctx, &raw.proxy)?,
+        shutdown: Shutdown {
+            drain_timeout: ctx.duration(
+                &raw.shutdown.drain_timeout,
+                DRAIN,
+                (Duration::ZERO, Duration::from_secs(3600)),
+            )?,
+        },
+        log: log(ctx, &raw.log)?,
+    })
+}
+
+fn listen(ctx: &Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Result<Listen, ConfigError> {
+    let Some(raw) = raw else {
+        let http = DEFAULT_HTTP.parse().ok();
+        return Ok(Listen { http, https: None });
+    };
+    let addr = |v: &Spanned<String>| -> Result<SocketAddr, ConfigError> {
+        v.get_ref().parse().map_err(|_| {
+            ctx.err(
+                v.span(),
+                format!(
+                    "expected an address like \"127.0.0.1:8080\" or \"[::]:443\", found \"{}\"",
+                    v.get_ref()
+                ),
+            )
+        })
+    };
+    let http = raw.get_ref().http.as_ref().map(addr).transpose()?;
+    let https_addr = raw.get_ref().https.as_ref().map(addr).transpose()?;
+    let https = match (&raw.get_ref().https, https_addr, &raw.get_ref().tls) {
+        (Some(_), Some(a), Some(tls)) => Some((a, self::tls(ctx, tls)?)),
+        (Some(v), _, None) => {
+            return Err(ctx.err(
+                v.span(),
+                "`https` needs a [listen.tls] table with `cert` and `key`",
+            ));
+        }
+        (None, _, Some(tls)) => {
+            return Err(ctx.err_key(
+                tls.span(),
+                "listen.tls",
+                "[listen.tls] is set but there is no `https` address to use it on",
+            ));
+        }
+        _ => None,
+    };
+    if let (Some(h), Some((s, _))) = (http, &https)
+        && h == *s
+    {
+        let span = raw
+            .get_ref()
+            .https
+            .as_ref()
+            .map_or(raw.span(), |v| v.span());
+        return Err(ctx.err(
+            span,
+            format!("`http` and `https` cannot both listen on {h}"),
+        ));
+    }
+    if http.is_none() && https.is_none() {
+        return Err(ctx.err_key(
+            raw.span(),
+            "listen",
+            "no listener: set `http`, `https`, or both",
+        ));
+    }
+    Ok(Listen { http, https })
+}
+
+fn tls(ctx: &Ctx<'_>, raw: &Spanned<RawTls>) -> Result<Tls, ConfigError> {
+    let t = raw.get_ref();
+    let missing = |k: &str| {
+        ctx.err_key(
+            raw.span(),
+            &format!("listen.tls.{k}"),
+            format!("missing `{k}`: the path to a PEM file"),
+        )
+    };
+    let cert = t.cert.as_ref().ok_or_else(|| missing("cert"))?;
+    let key = t.key.as_ref().ok_or_else(|| missing("key"))?;
+    let cert_path = ctx.base_dir.join(cert.get_ref());
+    let key_path = ctx.base_dir.join(key.get_ref());
+    let chain = crate::tls::read_chain(&cert_path).map_err(|e| ctx.err(cert.span(), e))?;
+    let private = crate::tls::read_key(&key_path).map_err(|e| ctx.err(key.span(), e))?;
+    let server_config = crate::tls::server_config(chain, private).map_err(|e| {
+        ctx.err(
+            key.span(),
+            format!("certificate and key do not make a usable TLS config: {e}"),
+        )
+    })?;
+    Ok(Tls {
+        cert_path,
+        server_config,
+        handshake_timeout: ctx.duration(
+            &t.handshake_timeout,
+            TLS_HANDSHAKE,
+            (Duration::from_millis(100), Duration::from_secs(60)),
+        )?,
+    })
+}
+
+fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError> {
+    let o = raw.get_ref();
+    let url = o.url.as_ref().ok_or_else(|| {
+        ctx.err_key(
+            raw.span(),
+            "origin.url",
+            "missing `url`: the origin to proxy to, like \"http://127.0.0.1:8000\"",
+        )
+    })?;
+    let bad = |why: &str| ctx.err(url.span(), format!("{why}, found \"{}\"", url.get_ref()));
+    let uri: http::Uri = url
+        .get_ref()
+        .parse()
+        .map_err(|_| bad("expected a URL like \"http://127.0.0.1:8000\""))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| bad("expected a URL with a scheme, like \"http://127.0.0.1:8000\""))?;
+    if scheme != http::uri::Scheme::HTTP {
+        return Err(bad(
+            "only http:// origins are supported (TLS to the origin is not implemented yet)",
+        ));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| bad("expected a host and port"))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad(
+            "the origin URL cannot have a path or query (path prefixes are not supported)",
+        ));
+    }
+    let host = match o.host.as_ref() {
+        None => HostHeader::Preserve,
+        Some(h) if h.get_ref() == "preserve" => HostHeader::Preserve,
+        Some(h) if h.get_ref() == "origin" => HostHeader::Origin,
+        Some(h) => HostHeader::Fixed(http::HeaderValue::from_str(h.get_ref()).map_err(|_| {
+            ctx.err(
+                h.span(),
+                "expected \"preserve\", \"origin\" or a valid host name",
+            )
+        })?),
+    };
+    let secs = |s| Duration::from_secs(s);
+    Ok(Origin {
+        scheme,
+        authority,
+        connect_timeout: ctx.duration(
+            &o.connect_timeout,
+            CONNECT_TIMEOUT,
+            (Duration::from_millis(1), secs(120)),
+        )?,
+        ttfb_timeout: ctx.duration(
+            &o.ttfb_timeout,
+            TTFB_TIMEOUT,
+            (Duration::from_millis(1), secs(3600)),
+        )?,
+        pool_idle_timeout: ctx.duration(
+            &o.pool_idle_timeout,
+            POOL_IDLE,
+            (Duration::ZERO, secs(3600)),
+        )?,
+        pool_max_idle: ctx.int(&o.pool_max_idle, POOL_MAX_IDLE, (0, 100_000))? as usize,
+        http2: o.http2.unwrap_or(false),
+        host,
+    })
+}
+
+fn limits(ctx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
+    let (ms, secs) = (Duration::from_millis, Duration::from_secs);
+    let max_header_size = match &l.max_header_size {
+        None => MAX_HEADER_SIZE,
+        Some(v) if (MIN_HEADER_SIZE..=1 << 20).contains(&v.get_ref().0) => v.get_ref().0,
+        Some(v) => {
+            return Err(ctx.err(
+                v.span(),
+                format!("must be between 8KiB and 1MiB, found {}", v.get_ref()),
+            ));
+        }
+    };
+    Ok(Limits {
+        max_connections: ctx.int(&l.max_connections, MAX_CONNECTIONS, (1, 1_000_000))? as usize,
+        header_read_timeout: ctx.duration(
+            &l.header_read_timeout,
+            HEADER_READ,
+            (ms(100), secs(300)),
+        )?,
+        keepalive_timeout: ctx.duration(&l.keepalive_timeout, KEEPALIVE, (ms(100), secs(3600)))?,
+        body_idle_timeout: ctx.duration(&l.body_idle_timeout, BODY_IDLE, (ms(100), secs(3600)))?,
+        max_header_size: max_header_size as usize,
+        max_headers: ctx.int(&l.max_headers, MAX_HEADERS, (8, 1000))? as usize,
+        h2_max_concurrent_streams: ctx.int(&l.h2_max_concurrent_streams, H2_STREAMS, (1, 10_000))?
+            as u32,
+    })
+}
+
+fn proxy(ctx: &Ctx<'_>, p: &RawProxy) -> Result<Proxy, ConfigError> {
+    let via = match &p.via {
+        None => "lifeboat".to_string(),
+        Some(v) if !v.get_ref().is_empty() && v.get_ref().bytes().all(|b| b.is_ascii_graphic()) => {
+            v.get_ref().clone()
+        }
+        Some(v) => {
+            return Err(ctx.err(
+                v.span(),
+                "expected a single word (visible ASCII, no spaces)",
+            ));
+        }
+    };
+    Ok(Proxy {
+        trusted_proxies: p.trusted_proxies.clone().unwrap_or_default(),
+        via,
+    })
+}
+
+fn log(ctx: &Ctx<'_>, l: &RawLog) -> Result<Log, ConfigError> {
+    let level = match &l.level {
+        None => "info".to_string(),
+        Some(v) => {
+            tracing_subscriber::EnvFilter::try_new(v.get_ref()).map_err(|_| {
+                ctx.err(v.span(), format!("expected a level (error, warn, info, debug, trace) or a filter like \"lifeboat=debug\", found \"{}\"", v.get_ref()))
+            })?;
+            v.get_ref().clone()
+        }
+    };
+    let format = match l.format.as_ref() {
+        None => LogFormat::Text,
+        Some(v) if v.get_ref() == "text" => LogFormat::Text,
+        Some(v) if v.get_ref() == "json" => LogFormat::Json,
+        Some(v) => {
+            return Err(ctx.err(
+                v.span(),
+                format!("expected \"text\" or \"json\", found \"{}\"", v.get_ref()),
+            ));
+        }
+    };
+    Ok(Log {
+        level,
+        format,
+        access: l.access.unwrap_or(true),
+    })
+}

@@ -1,0 +1,40 @@
+//! lifeboat: an overload-shedding reverse proxy for release days.
+//!
+//! # Layout
+//!
+//! A request's path through the modules, in order:
+//!
+//! - [`listener`] — binds, accepts (connection cap, fd-exhaustion backoff),
+//!   terminates TLS ([`tls`]), guards header-read and idle deadlines, serves
+//!   HTTP/1.1 and HTTP/2, drains on shutdown;
+//! - [`stack`] — the request pipeline, top to bottom: config snapshot,
+//!   access record, forward, rescue;
+//! - [`upstream`] — the pooled origin client, header rewriting, timeouts,
+//!   WebSocket tunnels;
+//! - [`apology`] — the single boundary where every failure becomes a page;
+//! - [`body`] — streaming request/response bodies with idle timeouts.
+//!
+//! Beside the path:
+//!
+//! - [`config`] — the TOML file: parse → validate → trusted [`config::Config`],
+//!   errors with file:line:column and key;
+//! - [`runtime`] — the live config version and what is built from it, swapped
+//!   atomically;
+//! - [`access_log`], [`logging`] — structured logs;
+//! - [`origin_sim`] — a simulated release-day origin with fixed capacity, for
+//!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
+
+pub mod access_log;
+pub mod apology;
+pub mod body;
+pub mod config;
+pub mod demo;
+pub mod listener;
+pub mod logging;
+pub mod origin_sim;
+pub mod runtime;
+pub mod stack;
+pub mod tls;
+pub mod upstream;
+
+pub use listener::Lifeboat;

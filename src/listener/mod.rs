@@ -1,0 +1,292 @@
+//! Listening sockets: bind, accept with a connection cap and error backoff,
+//! TLS handshake with a deadline, serve HTTP/1.1 + HTTP/2 (auto-detected on
+//! plain text, ALPN on TLS), and drain on shutdown.
+//!
+//! Per-connection settings (limits, TLS certificate) are read from the live
+//! configuration at accept time, so a reload applies to new connections.
+
+mod watchdog;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::time::Instant;
+
+pub use watchdog::{Activity, ActivityGuard};
+
+use crate::config::{Config, Limits};
+use crate::runtime::Shared;
+use crate::stack::{ConnCtx, Gateway};
+use crate::upstream::Inbound;
+
+/// Held by everything that must finish before shutdown completes
+/// (connections, tunnels); shutdown waits until every token is dropped.
+#[derive(Clone, Debug)]
+pub struct DrainToken(#[allow(dead_code)] mpsc::Sender<()>);
+
+/// Longest pause between accept retries when the process is out of file
+/// descriptors: short enough to resume quickly once fds free up.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Accept errors are logged at most this often, so fd exhaustion cannot
+/// flood the log.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// A bound, not yet serving, lifeboat.
+pub struct Lifeboat {
+    shared: Arc<Shared>,
+    http: Option<TcpListener>,
+    https: Option<TcpListener>,
+}
+
+impl Lifeboat {
+    /// Binds the configured listeners. Fails if an address is in use.
+    pub async fn bind(config: Config) -> io::Result<Self> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        };
+        let http = match config.listen.http {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        let https = match &config.listen.https {
+            Some((a, _)) => Some(bind(*a).await?),
+            None => None,
+        };
+        Ok(Lifeboat {
+            shared: Shared::new(config),
+            http,
+            https,
+        })
+    }
+
+    /// The plain listener's actual address (useful with port 0).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The TLS listener's actual address.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The live shared state.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits up
+    /// to `shutdown.drain_timeout` for in-flight requests. Returns whether
+    /// everything finished in time.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> bool {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
+        let limit = Arc::new(Semaphore::new(
+            self.shared.runtime().config.limits.max_connections,
+        ));
+        for (listener, tls) in [(self.http, false), (self.https, true)] {
+            if let Some(listener) = listener {
+                let acceptor = Acceptor {
+                    shared: self.shared.clone(),
+                    stop: stop_rx.clone(),
+                    drain: DrainToken(drain_tx.clone()),
+                    limit: limit.clone(),
+                    tls,
+                };
+                tokio::spawn(acceptor.run(listener));
+            }
+        }
+        shutdown.await;
+        let drain_timeout = self.shared.runtime().config.shutdown.drain_timeout;
+        tracing::info!(
+            ?drain_timeout,
+            "shutting down: no new connections, draining requests in flight"
+        );
+        let _ = stop_tx.send(true);
+        drop(drain_tx);
+        let drained = tokio::time::timeout(drain_timeout, drain_rx.recv())
+            .await
+            .is_ok();
+        if drained {
+            tracing::info!("drained; bye");
+        } else {
+            tracing::warn!("drain timeout reached; closing remaining connections");
+        }
+        drained
+    }
+}
+
+struct Acceptor {
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    drain: DrainToken,
+    limit: Arc<Semaphore>,
+    tls: bool,
+}
+
+impl Acceptor {
+    async fn run(mut self, listener: TcpListener) {
+        let mut backoff = Duration::from_millis(5);
+        let mut last_log: Option<Instant> = None;
+        loop {
+            let permit = tokio::select! {
+                p = self.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = stopped(&mut self.stop) => return,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped(&mut self.stop) => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    tokio::spawn(self.connection(stream, peer, permit));
+                }
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    // Out of fds or memory: back off instead of spinning, and
+                    // say so at a bounded rate.
+                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                        tracing::error!(error = %e, retry_in = ?backoff, "accept failed");
+                        last_log = Some(Instant::now());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()> + use<> {
+        let shared = self.shared.clone();
+        let stop = self.stop.clone();
+        let drain = self.drain.clone();
+        let tls = self.tls;
+        async move {
+            let _permit = permit;
+            let rt = shared.runtime();
+            let config = rt.config.clone();
+            drop(rt);
+            let _ = stream.set_nodelay(true);
+            let activity = Arc::new(Activity::default());
+            let limits = &config.limits;
+            let io = watchdog::Watchdog::new(
+                stream,
+                activity.clone(),
+                limits.header_read_timeout,
+                limits.keepalive_timeout,
+            );
+            let conn = ConnCtx {
+                inbound: Inbound { peer, tls },
+                activity,
+                drain,
+            };
+            let gateway = Gateway::new(shared, conn);
+            match (tls, &config.listen.https) {
+                (false, _) => serve(io, gateway, &config, stop).await,
+                (true, Some((_, tls_cfg))) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls_cfg.server_config.clone());
+                    match tokio::time::timeout(tls_cfg.handshake_timeout, acceptor.accept(io)).await
+                    {
+                        Ok(Ok(stream)) => serve(stream, gateway, &config, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                (true, None) => {
+                    tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")
+                }
+            }
+        }
+    }
+}
+
+/// Completes once shutdown has begun. (The watch guard is dropped here,
+/// never held across an await by the caller.)
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Errors that concern one connection only; the next accept may succeed.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // The watchdog enforces header-read and idle deadlines; hyper's own
+        // timer would also cut idle keep-alive connections at the head deadline.
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_size)
+        .max_headers(limits.max_headers);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_size as u32);
+    b
+}
+
+async fn serve<IO>(io: IO, gateway: Gateway, config: &Config, mut stop: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = builder(&config.limits);
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(gateway));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection closed with error");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,173 @@
+//! Per-connection deadlines that hyper cannot express on its own.
+//!
+//! hyper's h1 header-read timer restarts whenever a connection waits for a
+//! new request, so it cannot tell "slow to send a head" (10 s) from "idle
+//! between requests" (60 s); and the protocol-detecting server has no timer
+//! at all while it waits for the first bytes. The [`Watchdog`] wraps the
+//! socket and enforces both from one place:
+//!
+//! - no request in progress and no bytes since the last response: the
+//!   connection may idle for `keepalive_timeout`;
+//! - bytes of a new request have arrived (or the connection is brand new):
+//!   the head must be complete within `header_read_timeout`;
+//! - a request is being served ([`Activity`] > 0): no deadline here; body
+//!   idle timeouts and the origin timeouts govern instead.
+//!
+//! On expiry a read fails with `TimedOut` and hyper closes the connection.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Requests (and tunnels) in progress on one connection, shared between the
+/// watchdog and the service that handles the connection's requests.
+#[derive(Debug, Default)]
+pub struct Activity(AtomicUsize);
+
+impl Activity {
+    /// Marks a request as started; the returned guard marks it finished.
+    pub fn begin(self: &Arc<Self>) -> ActivityGuard {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        ActivityGuard(self.clone())
+    }
+
+    fn busy(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Held for as long as a request's response (or a tunnel) is alive.
+#[derive(Debug)]
+pub struct ActivityGuard(Arc<Activity>);
+
+impl Drop for ActivityGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for (the rest of) a request head since this instant.
+    Head(Instant),
+    /// Idle between requests since this instant.
+    Idle(Instant),
+    /// Serving a request.
+    Busy,
+}
+
+/// A socket wrapper enforcing the header-read and keep-alive deadlines.
+pub struct Watchdog<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    phase: Phase,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl<IO> Watchdog<IO> {
+    /// Wraps a freshly accepted socket; the first request head is due
+    /// within `header_timeout`.
+    pub fn new(
+        io: IO,
+        activity: Arc<Activity>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
+        let phase = Phase::Head(Instant::now());
+        Watchdog {
+            io,
+            activity,
+            header_timeout,
+            idle_timeout,
+            phase,
+            timer: None,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Head(since) => Some(since + self.header_timeout),
+            Phase::Idle(since) => Some(since + self.idle_timeout),
+            Phase::Busy => None,
+        }
+    }
+
+    /// Updates the phase from the activity count and whether bytes just arrived.
+    fn observe(&mut self, got_bytes: bool) {
+        let now = Instant::now();
+        self.phase = match (self.activity.busy(), self.phase, got_bytes) {
+            (true, _, _) => Phase::Busy,
+            (false, Phase::Busy, false) => Phase::Idle(now),
+            (false, Phase::Busy | Phase::Idle(_), true) => Phase::Head(now),
+            (false, phase, _) => phase,
+        };
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                let got = buf.filled().len() > before;
+                self.observe(got);
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                self.observe(false);
+                let Some(deadline) = self.deadline() else {
+                    return Poll::Pending;
+                };
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client sent no complete request in time",
+                )))
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}

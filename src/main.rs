@@ -1,0 +1,90 @@
+//! The `lifeboat` command line. The only place `anyhow` is used: everything
+//! below it returns typed errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use lifeboat::{Lifeboat, config, demo, logging};
+
+/// Default config path, relative to the working directory (as in the repo).
+const DEFAULT_CONFIG: &str = "config/lifeboat.toml";
+
+#[derive(Parser)]
+#[command(version, about = "An overload-shedding reverse proxy for release days")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (for plain `lifeboat`, same as `lifeboat run --config`).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate a config file: prints a summary and exits 0, or the error and exits 1.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Start a simulated release-day origin with lifeboat in front of it.
+    Demo(demo::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config_path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(config_path),
+        Command::Check { file } => return check(&file),
+        Command::Demo(opts) => {
+            runtime().and_then(|rt| rt.block_on(demo::run(opts)).map_err(Into::into))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lifeboat: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(path: PathBuf) -> anyhow::Result<()> {
+    let config = config::load(&path)?;
+    logging::init(&config.log);
+    runtime()?.block_on(async {
+        let lifeboat = Lifeboat::bind(config).await?;
+        if let Some(a) = lifeboat.http_addr() {
+            tracing::info!(address = %a, "listening (HTTP/1.1, h2c)");
+        }
+        if let Some(a) = lifeboat.https_addr() {
+            tracing::info!(address = %a, "listening (TLS: h2, HTTP/1.1)");
+        }
+        lifeboat.run(lifeboat::listener::shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            println!("{}: ok", path.display());
+            print!("{}", config::summary(&c));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

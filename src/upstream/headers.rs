@@ -1,0 +1,213 @@
+//! Header rewriting between client and origin (RFC 9110 §7.6).
+//!
+//! - hop-by-hop fields are removed in both directions: the fixed list plus
+//!   every field the `Connection` header names (except on an upgrade, where
+//!   `Upgrade` and `Connection: upgrade` must reach the other side);
+//! - `X-Forwarded-For/-Proto/-Host` describe the real peer; a peer outside
+//!   `trusted_proxies` cannot inject them (nor `Forwarded`);
+//! - `Via` records this hop.
+
+use std::net::IpAddr;
+
+use http::Version;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// The hop-by-hop fields of RFC 9110 §7.6.1, plus the non-standard
+/// `Proxy-Connection` that old clients still send.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Whether a request asks to switch protocols (WebSocket and friends).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && connection_names(headers).any(|n| n.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_names(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+}
+
+/// Removes hop-by-hop fields. With `upgrade`, the `Upgrade` field survives and
+/// `Connection` is reduced to exactly `upgrade`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = connection_names(headers)
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    let kept_upgrade = if upgrade {
+        headers.remove(header::UPGRADE)
+    } else {
+        None
+    };
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if let Some(value) = kept_upgrade {
+        headers.insert(header::UPGRADE, value);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Where a request came from, as lifeboat saw it.
+pub struct Peer<'a> {
+    /// The TCP peer's address.
+    pub ip: IpAddr,
+    /// Whether that peer is a trusted proxy.
+    pub trusted: bool,
+    /// `https` or `http`, as the client connected to lifeboat.
+    pub proto: &'static str,
+    /// The host the client asked for (Host header or h2 authority).
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// Sets the `X-Forwarded-*` fields. From an untrusted peer, incoming values
+/// (and `Forwarded`) are discarded; from a trusted one, the chain is extended.
+pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer<'_>) {
+    let ip = peer.ip.to_string();
+    if !peer.trusted {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+        headers.remove(&X_FORWARDED_FOR);
+    }
+    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(peer.proto),
+        );
+    }
+    if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), peer.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+}
+
+/// Appends this hop to `Via` (`1.1 lifeboat`, `2 lifeboat`).
+pub fn add_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
+    let proto = match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    let hop = format!("{proto} {pseudonym}");
+    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {hop}"),
+        None => hop,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::VIA, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_listed_and_connection_named_fields() {
+        let mut h = map(&[
+            ("connection", "close, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("proxy-connection", "keep-alive"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_fields() {
+        let mut h = map(&[
+            ("connection", "Upgrade, x-foo"),
+            ("upgrade", "websocket"),
+            ("x-foo", "1"),
+        ]);
+        assert!(is_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(!h.contains_key("x-foo"));
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_spoof() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=6.6.6.6"),
+        ]);
+        let host = HeaderValue::from_static("example.org");
+        let peer = Peer {
+            ip: "203.0.113.9".parse().unwrap(),
+            trusted: false,
+            proto: "http",
+            host: Some(&host),
+        };
+        set_forwarded(&mut h, &peer);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.org");
+        assert!(!h.contains_key("forwarded"));
+    }
+
+    #[test]
+    fn trusted_peer_extends_chain() {
+        let mut h = map(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let peer = Peer {
+            ip: "10.0.0.2".parse().unwrap(),
+            trusted: true,
+            proto: "http",
+            host: None,
+        };
+        set_forwarded(&mut h, &peer);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn via_appends() {
+        let mut h = map(&[("via", "1.1 cdn")]);
+        add_via(&mut h, Version::HTTP_2, "lifeboat");
+        assert_eq!(h["via"], "1.1 cdn, 2 lifeboat");
+    }
+}

@@ -1,0 +1,205 @@
+//! The origin side: a pooled hyper client, request/response rewriting,
+//! timeouts, and error classification.
+//!
+//! [`Upstream::forward`] turns a client request into an origin request
+//! (absolute URI, HTTP/1.1 unless the origin speaks h2, proxy headers),
+//! waits for response headers no longer than the TTFB timeout, and hands
+//! back a response whose body streams with an idle timeout. Failures come
+//! back as [`UpstreamError`], which `apology` turns into a page.
+
+mod headers;
+pub mod tunnel;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub use headers::is_upgrade;
+
+use crate::body::{BodyError, IdleBody, RequestBody, ResponseBody};
+use crate::config::{Config, HostHeader, Origin};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a request could not be completed by the origin.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, unreachable host, DNS failure.
+    #[error("origin unreachable: {0}")]
+    Connect(BoxError),
+    /// The TCP connection was not established within `connect_timeout`.
+    #[error("origin did not accept a connection within {0:?}")]
+    ConnectTimeout(Duration),
+    /// No response headers within `ttfb_timeout`.
+    #[error("origin sent no response headers within {0:?}")]
+    Ttfb(Duration),
+    /// The client's own request body stalled or broke while being forwarded.
+    #[error("client request body: {0}")]
+    ClientBody(String),
+    /// The origin closed, reset, or sent something that is not HTTP.
+    #[error("origin broke the exchange: {0}")]
+    Protocol(BoxError),
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the client connected over TLS.
+    pub tls: bool,
+}
+
+/// The origin's answer: the response to send, and, for a `101 Switching
+/// Protocols`, the two halves of the tunnel still to be joined.
+pub struct Forwarded {
+    /// Response for the client.
+    pub response: Response<ResponseBody>,
+    /// Present when the origin accepted an upgrade.
+    pub tunnel: Option<tunnel::Pending>,
+}
+
+/// The pooled client for one origin, built from one config version.
+pub struct Upstream {
+    client: Client<HttpConnector, RequestBody>,
+    origin: Origin,
+    body_idle: Duration,
+    via: String,
+    trusted: Vec<crate::config::Cidr>,
+}
+
+impl Upstream {
+    /// Builds the connection pool for `config`'s origin.
+    pub fn new(config: &Config) -> Self {
+        let origin = config.origin.clone();
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(origin.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(origin.pool_idle_timeout)
+            .pool_max_idle_per_host(origin.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .http2_only(origin.http2)
+            .build(connector);
+        Upstream {
+            client,
+            origin,
+            body_idle: config.limits.body_idle_timeout,
+            via: config.proxy.via.clone(),
+            trusted: config.proxy.trusted_proxies.clone(),
+        }
+    }
+
+    /// Sends `req` to the origin and returns its response headers; the body
+    /// streams afterwards.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        from: Inbound,
+    ) -> Result<Forwarded, UpstreamError> {
+        let upgrade = req.version() <= Version::HTTP_11 && is_upgrade(req.headers());
+        let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let req = self.rewrite_request(req, from, upgrade);
+
+        let sent = tokio::time::timeout(self.origin.ttfb_timeout, self.client.request(req)).await;
+        let mut resp = match sent {
+            Err(_) => return Err(UpstreamError::Ttfb(self.origin.ttfb_timeout)),
+            Ok(Err(e)) => return Err(self.classify(e)),
+            Ok(Ok(resp)) => resp,
+        };
+
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let tunnel = match (switching, client_side) {
+            (true, Some(client)) => {
+                Some(tunnel::Pending::new(client, hyper::upgrade::on(&mut resp)))
+            }
+            _ => None,
+        };
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());
+        headers::add_via(&mut parts.headers, parts.version, &self.via);
+        let response = Response::from_parts(parts, ResponseBody::origin(body, self.body_idle));
+        Ok(Forwarded { response, tunnel })
+    }
+
+    fn rewrite_request(
+        &self,
+        req: Request<Incoming>,
+        from: Inbound,
+        upgrade: bool,
+    ) -> Request<RequestBody> {
+        let (mut parts, body) = req.into_parts();
+        let client_host = parts.headers.get(HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let peer = headers::Peer {
+            ip: from.peer.ip(),
+            trusted: self.trusted.iter().any(|c| c.contains(from.peer.ip())),
+            proto: if from.tls { "https" } else { "http" },
+            host: client_host.as_ref(),
+        };
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        headers::set_forwarded(&mut parts.headers, &peer);
+        headers::add_via(&mut parts.headers, parts.version, &self.via);
+        let host = match &self.origin.host {
+            HostHeader::Preserve => client_host,
+            HostHeader::Origin => HeaderValue::from_str(self.origin.authority.as_str()).ok(),
+            HostHeader::Fixed(v) => Some(v.clone()),
+        };
+        if let Some(host) = host {
+            parts.headers.insert(HOST, host);
+        }
+        parts.uri = self.origin_uri(&parts.uri);
+        parts.version = if self.origin.http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        Request::from_parts(parts, IdleBody::new(body, self.body_idle))
+    }
+
+    fn origin_uri(&self, uri: &Uri) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.origin.scheme.clone());
+        parts.authority = Some(self.origin.authority.clone());
+        parts.path_and_query = Some(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+        );
+        // Scheme, authority and path are all present, so this cannot fail;
+        // fall back to the bare origin rather than panic.
+        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("http://invalid./"))
+    }
+
+    fn classify(&self, e: hyper_util::client::legacy::Error) -> UpstreamError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(body) = err.downcast_ref::<BodyError>() {
+                return UpstreamError::ClientBody(body.to_string());
+            }
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::TimedOut
+                && e.is_connect()
+            {
+                return UpstreamError::ConnectTimeout(self.origin.connect_timeout);
+            }
+            source = err.source();
+        }
+        if e.is_connect() {
+            UpstreamError::Connect(Box::new(e))
+        } else {
+            UpstreamError::Protocol(Box::new(e))
+        }
+    }
+}
