@@ -195,6 +195,7 @@ fn listen(ctx: &Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Result<Listen, Con
     };
     if let (Some(h), Some((s, _))) = (http, &https)
         && h == *s
+        && h.port() != 0
     {
         let span = raw
             .get_ref()

@@ -17,28 +17,36 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Requests (and tunnels) in progress on one connection, shared between the
-/// watchdog and the service that handles the connection's requests.
+/// Requests (and tunnels) on one connection, shared between the watchdog
+/// and the service that handles the connection's requests. `begun` counts
+/// every request ever started, so a request that starts and finishes between
+/// two socket reads is still noticed.
+///
+/// When the last request finishes, the connection task is woken: hyper does
+/// not poll an idle socket again until it is readable, so without the wake
+/// the watchdog would never arm the keep-alive deadline.
 #[derive(Debug, Default)]
-pub struct Activity(AtomicUsize);
+pub struct Activity {
+    active: AtomicUsize,
+    begun: AtomicU64,
+    /// The connection task, parked on a read while a request was in progress.
+    parked: Mutex<Option<Waker>>,
+}
 
 impl Activity {
     /// Marks a request as started; the returned guard marks it finished.
     pub fn begin(self: &Arc<Self>) -> ActivityGuard {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.begun.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
         ActivityGuard(self.clone())
-    }
-
-    fn busy(&self) -> bool {
-        self.0.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -48,7 +56,11 @@ pub struct ActivityGuard(Arc<Activity>);
 
 impl Drop for ActivityGuard {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::Relaxed);
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(waker) = self.0.parked.lock().ok().and_then(|mut w| w.take())
+        {
+            waker.wake();
+        }
     }
 }
 
@@ -69,6 +81,7 @@ pub struct Watchdog<IO> {
     header_timeout: Duration,
     idle_timeout: Duration,
     phase: Phase,
+    seen_begun: u64,
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -88,6 +101,7 @@ impl<IO> Watchdog<IO> {
             header_timeout,
             idle_timeout,
             phase,
+            seen_begun: 0,
             timer: None,
         }
     }
@@ -103,7 +117,12 @@ impl<IO> Watchdog<IO> {
     /// Updates the phase from the activity count and whether bytes just arrived.
     fn observe(&mut self, got_bytes: bool) {
         let now = Instant::now();
-        self.phase = match (self.activity.busy(), self.phase, got_bytes) {
+        let begun = self.activity.begun.load(Ordering::Relaxed);
+        let served_one = std::mem::replace(&mut self.seen_begun, begun) != begun;
+        let busy = self.activity.active.load(Ordering::Relaxed) > 0;
+        // A request served since the last look ends any head phase.
+        let phase = if served_one { Phase::Busy } else { self.phase };
+        self.phase = match (busy, phase, got_bytes) {
             (true, _, _) => Phase::Busy,
             (false, Phase::Busy, false) => Phase::Idle(now),
             (false, Phase::Busy | Phase::Idle(_), true) => Phase::Head(now),
@@ -126,6 +145,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
                 Poll::Ready(r)
             }
             Poll::Pending => {
+                // Park before looking at the activity count, so a request
+                // finishing right after the look still wakes us.
+                if let Ok(mut parked) = self.activity.parked.lock()
+                    && !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    *parked = Some(cx.waker().clone());
+                }
                 self.observe(false);
                 let Some(deadline) = self.deadline() else {
                     return Poll::Pending;

@@ -43,6 +43,21 @@ fn connection_names(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|n| !n.is_empty())
 }
 
+/// Whether the client accepts trailers (`TE: trailers`). TE is hop-by-hop,
+/// but lifeboat can carry trailers, so it says the same to the origin.
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+}
+
 /// Removes hop-by-hop fields. With `upgrade`, the `Upgrade` field survives and
 /// `Connection` is reduced to exactly `upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {

@@ -148,7 +148,13 @@ impl Upstream {
             proto: if from.tls { "https" } else { "http" },
             host: client_host.as_ref(),
         };
+        let trailers = headers::accepts_trailers(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        if trailers {
+            parts
+                .headers
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
         headers::set_forwarded(&mut parts.headers, &peer);
         headers::add_via(&mut parts.headers, parts.version, &self.via);
         let host = match &self.origin.host {

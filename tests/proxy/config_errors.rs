@@ -1,0 +1,173 @@
+//! Every class of bad config gets one error naming file, line, column and
+//! key, and saying what is expected.
+
+use std::path::Path;
+
+use lifeboat::config::{self, ConfigError, Diagnostic};
+
+fn diagnose(text: &str) -> Diagnostic {
+    match config::from_str(text, "bad.toml", Path::new("/nonexistent-dir")) {
+        Err(ConfigError::Invalid(d)) => *d,
+        Err(other) => panic!("expected a located diagnostic, got {other}"),
+        Ok(_) => panic!("config was accepted:\n{text}"),
+    }
+}
+
+const ORIGIN: &str = "[origin]\nurl = \"http://127.0.0.1:8000\"\n";
+
+#[test]
+fn syntax_error() {
+    let d = diagnose("[origin\nurl = \"http://x\"\n");
+    assert_eq!((d.line, d.column), (1, 8));
+    assert!(d.message.contains("expected `]`"), "{}", d.message);
+    assert!(d.to_string().starts_with("bad.toml:1:8: "), "{d}");
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    let d = diagnose(&format!("{ORIGIN}conect_timeout = \"4s\"\n"));
+    assert_eq!((d.line, d.column), (3, 1));
+    assert_eq!(d.key.as_deref(), Some("origin.conect_timeout"));
+    assert!(
+        d.message
+            .starts_with("unknown key `conect_timeout`; did you mean `connect_timeout`?"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn unknown_table() {
+    let d = diagnose(&format!("{ORIGIN}[limitz]\nmax_headers = 10\n"));
+    assert_eq!(d.line, 3);
+    assert!(
+        d.message.contains("did you mean `limits`?"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let d = diagnose(&format!("{ORIGIN}[limits]\nmax_headers = \"lots\"\n"));
+    assert_eq!((d.line, d.column), (4, 15));
+    assert_eq!(d.key.as_deref(), Some("limits.max_headers"));
+    assert!(d.message.contains("expected an integer"), "{}", d.message);
+}
+
+#[test]
+fn bad_duration_and_size() {
+    let d = diagnose(&format!("{ORIGIN}connect_timeout = \"4 parsecs\"\n"));
+    assert_eq!((d.line, d.column), (3, 19));
+    assert_eq!(d.key.as_deref(), Some("origin.connect_timeout"));
+    assert!(
+        d.message.contains("expected a duration like \"250ms\""),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!(
+        "{ORIGIN}[limits]\nmax_header_size = \"32 kilos\"\n"
+    ));
+    assert_eq!(d.key.as_deref(), Some("limits.max_header_size"));
+    assert!(
+        d.message.contains("expected a size like \"32KiB\""),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn out_of_range() {
+    let d = diagnose(&format!("{ORIGIN}[limits]\nmax_headers = 5\n"));
+    assert_eq!((d.line, d.column), (4, 15));
+    assert_eq!(d.message, "must be between 8 and 1000, found 5");
+    let d = diagnose(&format!("{ORIGIN}[limits]\nmax_header_size = \"4KiB\"\n"));
+    assert_eq!(d.message, "must be between 8KiB and 1MiB, found 4KiB");
+    let d = diagnose(&format!("{ORIGIN}ttfb_timeout = \"0s\"\n"));
+    assert_eq!(d.key.as_deref(), Some("origin.ttfb_timeout"));
+    assert!(
+        d.message.starts_with("must be between 1ms and 1h"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn missing_cert_file() {
+    let d = diagnose(&format!(
+        "[listen]\nhttps = \"127.0.0.1:8443\"\n[listen.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n{ORIGIN}"
+    ));
+    assert_eq!((d.line, d.column), (4, 8));
+    assert_eq!(d.key.as_deref(), Some("listen.tls.cert"));
+    assert!(
+        d.message
+            .starts_with("cannot read certificate file /nonexistent-dir/missing.pem"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn cross_field_conflicts() {
+    let d = diagnose(&format!("[listen]\nhttps = \"127.0.0.1:8443\"\n{ORIGIN}"));
+    assert_eq!((d.line, d.key.as_deref()), (2, Some("listen.https")));
+    assert!(
+        d.message.contains("needs a [listen.tls] table"),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose(&format!(
+        "[listen.tls]\ncert = \"c\"\nkey = \"k\"\n{ORIGIN}"
+    ));
+    assert_eq!(d.key.as_deref(), Some("listen.tls"));
+    assert!(d.message.contains("no `https` address"), "{}", d.message);
+
+    let d = diagnose(&format!("[listen]\nhttp = \"\"\n{ORIGIN}"));
+    assert!(d.message.contains("expected an address"), "{}", d.message);
+}
+
+#[test]
+fn missing_origin() {
+    let d = diagnose("[listen]\nhttp = \"127.0.0.1:8080\"\n");
+    assert_eq!(d.key.as_deref(), Some("origin"));
+    assert!(
+        d.message.contains("missing table [origin]"),
+        "{}",
+        d.message
+    );
+    let d = diagnose("[origin]\nhost = \"origin\"\n");
+    assert_eq!(d.key.as_deref(), Some("origin.url"));
+}
+
+#[test]
+fn bad_origin_urls() {
+    for (url, want) in [
+        ("https://example.org", "only http:// origins"),
+        ("http://example.org/prefix", "cannot have a path"),
+        ("example.org", "with a scheme"),
+        ("http://exa mple", "expected a URL"),
+    ] {
+        let d = diagnose(&format!("[origin]\nurl = \"{url}\"\n"));
+        assert_eq!(d.key.as_deref(), Some("origin.url"));
+        assert!(d.message.contains(want), "{url}: {}", d.message);
+    }
+}
+
+#[test]
+fn the_reference_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lifeboat.toml");
+    let c = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.limits.max_header_size, 32 * 1024);
+    assert_eq!(c.limits.max_connections, 10_000);
+}
+
+#[test]
+fn unreadable_file() {
+    let err = config::load(Path::new("/nonexistent/lifeboat.toml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/lifeboat.toml: cannot read config file"),
+        "{err}"
+    );
+}

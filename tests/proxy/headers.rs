@@ -1,0 +1,125 @@
+//! Proxy headers: hop-by-hop fields stripped both ways, X-Forwarded-* from
+//! the real peer (spoofing overwritten, trusted proxies extended), Via,
+//! Host preserved or rewritten.
+
+use serde_json::Value;
+
+use crate::support::{TestOrigin, client, lifeboat};
+
+async fn seen_headers(lb: &crate::support::Running, req: reqwest::RequestBuilder) -> Value {
+    let _ = lb;
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_do_not_reach_the_origin() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let req = client()
+        .get(lb.url("/echo/headers"))
+        .header("connection", "keep-alive, x-private")
+        .header("x-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-connection", "keep-alive")
+        .header("te", "gzip")
+        .header("x-end-to-end", "kept");
+    let seen = seen_headers(&lb, req).await;
+    let h = &seen["headers"];
+    for name in [
+        "connection",
+        "x-private",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ] {
+        assert!(h.get(name).is_none(), "{name} reached the origin: {h}");
+    }
+    assert_eq!(h["x-end-to-end"][0], "kept");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_do_not_reach_the_client() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let resp = client().get(lb.url("/hop")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-origin-secret").is_none());
+    assert!(resp.headers().get("keep-alive").is_none());
+    assert_eq!(resp.headers()["x-end-to-end"], "kept");
+    assert_eq!(resp.headers()["via"], "1.1 lifeboat");
+}
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_are_overwritten() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let req = client()
+        .get(lb.url("/echo/headers"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("forwarded", "for=6.6.6.6");
+    let seen = seen_headers(&lb, req).await;
+    let h = &seen["headers"];
+    assert_eq!(h["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(h["x-forwarded-proto"][0], "http");
+    assert_eq!(h["x-forwarded-host"][0], lb.addr().to_string());
+    assert!(h.get("forwarded").is_none());
+    assert_eq!(h["via"][0], "1.1 lifeboat");
+}
+
+#[tokio::test]
+async fn trusted_proxy_extends_the_chain() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("proxy.trusted_proxies", "[\"127.0.0.0/8\"]")
+        .start()
+        .await;
+    let req = client()
+        .get(lb.url("/echo/headers"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-forwarded-proto", "https");
+    let seen = seen_headers(&lb, req).await;
+    let h = &seen["headers"];
+    assert_eq!(h["x-forwarded-for"][0], "198.51.100.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"][0], "https");
+}
+
+#[tokio::test]
+async fn host_is_preserved_by_default_and_rewritten_on_request() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let seen = seen_headers(
+        &lb,
+        client()
+            .get(lb.url("/echo/headers"))
+            .header("host", "www.example.org"),
+    )
+    .await;
+    assert_eq!(seen["headers"]["host"][0], "www.example.org");
+    assert_eq!(seen["uri"], "/echo/headers");
+    assert_eq!(seen["version"], "HTTP/1.1");
+
+    let lb = lifeboat(&origin)
+        .set("origin.host", "\"origin\"")
+        .start()
+        .await;
+    let seen = seen_headers(
+        &lb,
+        client()
+            .get(lb.url("/echo/headers"))
+            .header("host", "www.example.org"),
+    )
+    .await;
+    assert_eq!(seen["headers"]["host"][0], origin.addr.to_string());
+
+    let lb = lifeboat(&origin)
+        .set("origin.host", "\"backend.internal\"")
+        .start()
+        .await;
+    let seen = seen_headers(&lb, client().get(lb.url("/echo/headers"))).await;
+    assert_eq!(seen["headers"]["host"][0], "backend.internal");
+}

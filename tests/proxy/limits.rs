@@ -1,0 +1,185 @@
+//! Limits on the public side: header-read deadline (slowloris), idle
+//! keep-alive, oversized heads (431), too many headers (431). Nothing that
+//! is refused reaches the origin.
+
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{TestOrigin, lifeboat, raw_exchange, read_until_close};
+
+#[tokio::test]
+async fn silent_connection_is_closed_at_the_header_deadline() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.header_read_timeout", "\"300ms\"")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until_close(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "a client that sends nothing must be cut off");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed before the deadline"
+    );
+    assert_eq!(origin.requests(), 0);
+}
+
+#[tokio::test]
+async fn slowloris_partial_head_is_closed_at_the_header_deadline() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.header_read_timeout", "\"300ms\"")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr()).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Dribble a header line more slowly than the deadline allows in total.
+    let dribble = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if stream.write_all(b"X-a: b\r\n").await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), dribble).await;
+    let (_, closed) = read_until_close(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed);
+    assert_eq!(
+        origin.requests(),
+        0,
+        "an incomplete head must never reach the origin"
+    );
+}
+
+#[tokio::test]
+async fn idle_keepalive_outlives_the_header_deadline() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.header_read_timeout", "\"200ms\"")
+        .set("limits.keepalive_timeout", "\"10s\"")
+        .start()
+        .await;
+    let stream = tokio::net::TcpStream::connect(lb.addr()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let get = || {
+        http::Request::get("/status/200")
+            .header("host", "t")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    assert_eq!(sender.send_request(get()).await.unwrap().status(), 200);
+    // Idle for three header deadlines: a keep-alive connection is not a slow head.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !conn.is_finished(),
+        "idle keep-alive connection was closed at the header deadline"
+    );
+    assert_eq!(sender.send_request(get()).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn idle_keepalive_is_closed_after_its_timeout() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.keepalive_timeout", "\"300ms\"")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /status/200 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let (text, closed) = read_until_close(&mut stream, Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        closed,
+        "idle connection should be closed after keepalive_timeout"
+    );
+}
+
+#[tokio::test]
+async fn oversized_head_gets_431_and_never_reaches_origin() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let big = "a".repeat(40 * 1024);
+    let req = format!("GET /status/200 HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n");
+    let (text, closed) = raw_exchange(lb.addr(), req.as_bytes(), Duration::from_secs(10)).await;
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(closed);
+    assert_eq!(origin.requests(), 0);
+}
+
+#[tokio::test]
+async fn too_many_headers_gets_431() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let mut req = String::from("GET /status/200 HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..101 {
+        req += &format!("X-H{i}: v\r\n");
+    }
+    req += "\r\n";
+    let (text, closed) = raw_exchange(lb.addr(), req.as_bytes(), Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    assert!(closed);
+    assert_eq!(origin.requests(), 0);
+
+    // 90 fields pass lifeboat, and leave room for the forwarding headers it
+    // adds before the origin applies its own (hyper's default) limit of 100.
+    let mut ok = String::from("GET /status/200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for i in 0..88 {
+        ok += &format!("X-H{i}: v\r\n");
+    }
+    ok += "\r\n";
+    let (text, _) = raw_exchange(lb.addr(), ok.as_bytes(), Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_an_inflight_download() {
+    let origin = TestOrigin::start().await;
+    let mut lb = lifeboat(&origin).start().await;
+    let addr = lb.addr();
+    let mut resp = crate::support::client()
+        .get(lb.url("/gated"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.chunk().await.unwrap().unwrap().as_ref(),
+        b"first-chunk\n"
+    );
+    lb.begin_shutdown();
+    // New connections are refused once shutdown has begun.
+    let refused = async {
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("listener closed");
+    origin.release();
+    assert_eq!(resp.chunk().await.unwrap().unwrap().as_ref(), b"the-rest\n");
+    assert!(resp.chunk().await.unwrap().is_none());
+    assert!(
+        lb.drained().await,
+        "drain should complete once the download finished"
+    );
+}

@@ -1,0 +1,16 @@
+//! Integration tests of the proxy core: a real origin, a real lifeboat, real
+//! sockets on 127.0.0.1:0. One binary, several modules, one link step.
+
+// A panic in a test is a failed assertion, not a crash.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod config_errors;
+mod failures;
+mod headers;
+mod limits;
+mod process;
+mod protocols;
+mod streaming;

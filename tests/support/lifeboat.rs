@@ -1,0 +1,132 @@
+//! Starting a real lifeboat for a test: in-process on `127.0.0.1:0`, from a
+//! config written the way an operator writes it (TOML), built fluently:
+//!
+//! ```ignore
+//! let lb = lifeboat(&origin).set("limits.header_read_timeout", "\"300ms\"").start().await;
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::origin::TestOrigin;
+
+/// A config under construction: `section -> lines`.
+pub struct Harness {
+    sections: BTreeMap<String, Vec<String>>,
+}
+
+/// A harness pointing at `origin`, plain listener on a free port.
+pub fn lifeboat(origin: &TestOrigin) -> Harness {
+    lifeboat_to(&origin.url())
+}
+
+/// A harness pointing at any origin URL (e.g. a closed port).
+pub fn lifeboat_to(origin_url: &str) -> Harness {
+    Harness {
+        sections: BTreeMap::new(),
+    }
+    .set("listen.http", "\"127.0.0.1:0\"")
+    .set("origin.url", &format!("\"{origin_url}\""))
+    .set("log.level", "\"warn\"")
+}
+
+impl Harness {
+    /// Sets `section.key = value` (value in TOML syntax), replacing any earlier value.
+    pub fn set(mut self, dotted: &str, value: &str) -> Self {
+        let (section, key) = dotted.rsplit_once('.').expect("dotted key");
+        let lines = self.sections.entry(section.to_string()).or_default();
+        lines.retain(|l| !l.starts_with(&format!("{key} =")));
+        lines.push(format!("{key} = {value}"));
+        self
+    }
+
+    /// Removes `section.key`.
+    pub fn unset(mut self, dotted: &str) -> Self {
+        let (section, key) = dotted.rsplit_once('.').expect("dotted key");
+        if let Some(lines) = self.sections.get_mut(section) {
+            lines.retain(|l| !l.starts_with(&format!("{key} =")));
+        }
+        self
+    }
+
+    /// The TOML text.
+    pub fn toml(&self) -> String {
+        let mut out = String::new();
+        for (section, lines) in &self.sections {
+            out += &format!("[{section}]\n{}\n\n", lines.join("\n"));
+        }
+        out
+    }
+
+    /// Validates and starts lifeboat in this process; relative paths resolve against `base`.
+    pub async fn start_in(self, base: &Path) -> Running {
+        let config = lifeboat::config::from_str(&self.toml(), "test.toml", base)
+            .unwrap_or_else(|e| panic!("{e}\n---\n{}", self.toml()));
+        let server = lifeboat::Lifeboat::bind(config)
+            .await
+            .expect("bind lifeboat");
+        let http = server.http_addr();
+        let https = server.https_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            http,
+            https,
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Validates and starts lifeboat in this process.
+    pub async fn start(self) -> Running {
+        self.start_in(Path::new(".")).await
+    }
+}
+
+/// A lifeboat running inside the test process.
+pub struct Running {
+    /// Plain listener.
+    pub http: Option<SocketAddr>,
+    /// TLS listener.
+    pub https: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<JoinHandle<bool>>,
+}
+
+impl Running {
+    /// `http://ADDR/path` on the plain listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// The plain listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.http.expect("plain listener")
+    }
+
+    /// Begins graceful shutdown, as SIGTERM would.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits for the drain to finish; true if everything completed in time.
+    pub async fn drained(mut self) -> bool {
+        self.begin_shutdown();
+        let done = self.done.take().expect("not yet awaited");
+        done.await.expect("lifeboat task")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}

@@ -1,0 +1,52 @@
+//! Test support: a real origin, a real lifeboat, and small clients.
+
+#![allow(dead_code)]
+
+pub mod lifeboat;
+pub mod origin;
+pub mod process;
+pub mod tls;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[allow(unused_imports)]
+pub use lifeboat::{Harness, Running, lifeboat, lifeboat_to};
+pub use origin::TestOrigin;
+
+/// A plain reqwest client (HTTP/1.1, no proxy from the environment).
+pub fn client() -> reqwest::Client {
+    tls::install_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// Sends raw bytes and reads until the server closes or `limit` passes.
+/// Returns what was read and whether the server closed the connection.
+pub async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    limit: Duration,
+) -> (String, bool) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    read_until_close(&mut stream, limit).await
+}
+
+/// Reads until EOF (true) or until `limit` passes (false).
+pub async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Test certificates: a throwaway CA made with rcgen, and a server
+//! certificate for `localhost` / `127.0.0.1` signed by it.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+/// Installs ring as the process's rustls provider (reqwest needs one).
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Files of a test PKI.
+pub struct TestPki {
+    /// CA certificate, PEM.
+    pub ca_pem: String,
+    /// Server chain file.
+    pub cert: PathBuf,
+    /// Server key file.
+    pub key: PathBuf,
+}
+
+/// Writes a CA-signed `localhost` certificate and key into `dir`.
+pub fn make_pki(dir: &Path) -> TestPki {
+    let ca_key = KeyPair::generate().expect("ca key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+    let issuer = Issuer::from_params(&ca_params, &ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, leaf.pem()).expect("write cert");
+    std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        cert,
+        key,
+    }
+}
