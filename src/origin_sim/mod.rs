@@ -125,9 +125,12 @@ async fn handle(
         return Ok(page(StatusCode::OK, "text/plain", "ok\n"));
     }
     // Hold a worker for the service time, queueing (unboundedly) for one.
-    let permit = state.workers.acquire().await;
-    tokio::time::sleep(state.config.service_time).await;
-    drop(permit);
+    // (A zero service time means an origin with no modelled cost: benches.)
+    if !state.config.service_time.is_zero() {
+        let permit = state.workers.acquire().await;
+        tokio::time::sleep(state.config.service_time).await;
+        drop(permit);
+    }
     state.served.fetch_add(1, Ordering::Relaxed);
 
     if let Some(name) = path.strip_prefix("/download/").filter(|n| !n.is_empty()) {
