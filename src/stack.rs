@@ -64,7 +64,7 @@ impl Gateway {
             rt.config.log.access,
             self.conn.activity.begin(),
         );
-        let response = match rt.upstream.forward(req, self.conn.inbound).await {
+        let response = match rt.upstream.forward(req, &self.conn.inbound).await {
             Ok(forwarded) => {
                 if let Some(tunnel) = forwarded.tunnel {
                     tunnel.spawn((self.conn.activity.begin(), self.conn.drain.clone()));

@@ -35,25 +35,32 @@ printf '<!doctype html><title>Sorry</title><h1>We are very busy</h1><p>Please re
 chmod -R a+rX "$work"
 
 ORIGIN=$BASE; VIA_NGINX=$((BASE+1)); VIA_HAPROXY=$((BASE+2)); VIA_LIFEBOAT=$((BASE+3)); NGINX_503=$((BASE+4))
-cat > "$work/nginx.conf" <<CONF
+# Three nginx processes: the origin, the proxy, and the static 503. The proxy
+# must not share a process with the origin, or its origin hop would cost no
+# cross-process wake-up and it would be measured at an advantage over
+# HAProxy and lifeboat, which are separate processes.
+nginx_conf() { # name body
+  cat > "$work/nginx-$1.conf" <<CONF
 worker_processes 1;
 daemon off;
-pid $work/nginx.pid;
-error_log $work/logs/error.log crit;
+pid $work/nginx-$1.pid;
+error_log $work/logs/error-$1.log crit;
 events { worker_connections 4096; }
 http {
   access_log off;
   sendfile on; tcp_nopush on; tcp_nodelay on;
   keepalive_requests 1000000;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server { listen 127.0.0.1:$ORIGIN; root $work/www; }
-  server { listen 127.0.0.1:$VIA_NGINX;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-  server { listen 127.0.0.1:$NGINX_503;
-    location / { root $work; error_page 503 /503.html; return 503; }
-    location = /503.html { root $work; internal; } }
+  $2
 }
 CONF
+}
+nginx_conf origin "server { listen 127.0.0.1:$ORIGIN; root $work/www; }"
+nginx_conf proxy "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server { listen 127.0.0.1:$VIA_NGINX;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+nginx_conf static503 "server { listen 127.0.0.1:$NGINX_503;
+    location / { root $work; error_page 503 /503.html; return 503; }
+    location = /503.html { root $work; internal; } }"
 cat > "$work/haproxy.cfg" <<CONF
 global
   # 4096 keeps haproxy's fd needs (2 per connection + spare) under common 20k limits.
@@ -81,7 +88,7 @@ level = "error"
 access = false
 CONF
 
-taskset -c 1 nginx -c "$work/nginx.conf" & pids+=($!)
+for n in origin proxy static503; do taskset -c 1 nginx -c "$work/nginx-$n.conf" & pids+=($!); done
 taskset -c 1 haproxy -f "$work/haproxy.cfg" & pids+=($!)
 taskset -c 1 ./target/release/lifeboat run --config "$work/lifeboat.toml" & pids+=($!)
 for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503; do

@@ -192,7 +192,7 @@ impl Acceptor {
                 limits.keepalive_timeout,
             );
             let conn = ConnCtx {
-                inbound: Inbound { peer, tls },
+                inbound: Inbound::new(peer, tls),
                 activity,
                 drain,
             };

@@ -7,8 +7,6 @@
 //!   `trusted_proxies` cannot inject them (nor `Forwarded`);
 //! - `Via` records this hop.
 
-use std::net::IpAddr;
-
 use http::Version;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -61,15 +59,23 @@ pub fn accepts_trailers(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop fields. With `upgrade`, the `Upgrade` field survives and
 /// `Connection` is reduced to exactly `upgrade`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = connection_names(headers)
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
+    // Most requests carry no `Connection` header (HTTP/1.1 and h2 clients
+    // rarely send one): then there is nothing to collect.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection_names(headers)
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .filter(|n| !(upgrade && n == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
     let kept_upgrade = if upgrade {
         headers.remove(header::UPGRADE)
     } else {
         None
     };
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if let Some(value) = kept_upgrade {
@@ -80,8 +86,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Where a request came from, as lifeboat saw it.
 pub struct Peer<'a> {
-    /// The TCP peer's address.
-    pub ip: IpAddr,
+    /// The TCP peer's address, already formatted (once per connection).
+    pub ip: &'a HeaderValue,
     /// Whether that peer is a trusted proxy.
     pub trusted: bool,
     /// `https` or `http`, as the client connected to lifeboat.
@@ -93,18 +99,19 @@ pub struct Peer<'a> {
 /// Sets the `X-Forwarded-*` fields. From an untrusted peer, incoming values
 /// (and `Forwarded`) are discarded; from a trusted one, the chain is extended.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer<'_>) {
-    let ip = peer.ip.to_string();
     if !peer.trusted {
         headers.remove(header::FORWARDED);
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
         headers.remove(&X_FORWARDED_FOR);
     }
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+    let chain = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prior) if !prior.trim_ascii().is_empty() => {
+            HeaderValue::from_bytes(&[prior, b", ", peer.ip.as_bytes()].concat()).ok()
+        }
+        _ => Some(peer.ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&chain) {
+    if let Some(v) = chain {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -118,22 +125,44 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer<'_>) {
     }
 }
 
-/// Appends this hop to `Via` (`1.1 lifeboat`, `2 lifeboat`).
-pub fn add_via(headers: &mut HeaderMap, version: Version, pseudonym: &str) {
-    let proto = match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        Version::HTTP_3 => "3",
-        _ => "1.1",
-    };
-    let hop = format!("{proto} {pseudonym}");
-    let value = match headers.get(header::VIA).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {hop}"),
-        None => hop,
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(header::VIA, v);
+/// This hop's `Via` entries, rendered once per config version.
+#[derive(Debug, Clone)]
+pub struct Via {
+    h10: HeaderValue,
+    h11: HeaderValue,
+    h2: HeaderValue,
+}
+
+impl Via {
+    /// Entries for `pseudonym` (validated as visible ASCII by the config).
+    pub fn new(pseudonym: &str) -> Self {
+        let make = |proto: &str| {
+            HeaderValue::from_str(&format!("{proto} {pseudonym}"))
+                .unwrap_or(HeaderValue::from_static("1.1 lifeboat"))
+        };
+        Via {
+            h10: make("1.0"),
+            h11: make("1.1"),
+            h2: make("2"),
+        }
+    }
+
+    /// Appends this hop to `Via` (`1.1 lifeboat`, `2 lifeboat`).
+    pub fn add(&self, headers: &mut HeaderMap, version: Version) {
+        let hop = match version {
+            Version::HTTP_09 | Version::HTTP_10 => &self.h10,
+            Version::HTTP_2 => &self.h2,
+            _ => &self.h11,
+        };
+        let value = match headers.get(header::VIA) {
+            Some(prior) => {
+                HeaderValue::from_bytes(&[prior.as_bytes(), b", ", hop.as_bytes()].concat()).ok()
+            }
+            None => Some(hop.clone()),
+        };
+        if let Some(v) = value {
+            headers.insert(header::VIA, v);
+        }
     }
 }
 
@@ -190,7 +219,7 @@ mod tests {
         ]);
         let host = HeaderValue::from_static("example.org");
         let peer = Peer {
-            ip: "203.0.113.9".parse().unwrap(),
+            ip: &HeaderValue::from_static("203.0.113.9"),
             trusted: false,
             proto: "http",
             host: Some(&host),
@@ -209,7 +238,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let peer = Peer {
-            ip: "10.0.0.2".parse().unwrap(),
+            ip: &HeaderValue::from_static("10.0.0.2"),
             trusted: true,
             proto: "http",
             host: None,
@@ -222,7 +251,7 @@ mod tests {
     #[test]
     fn via_appends() {
         let mut h = map(&[("via", "1.1 cdn")]);
-        add_via(&mut h, Version::HTTP_2, "lifeboat");
+        Via::new("lifeboat").add(&mut h, Version::HTTP_2);
         assert_eq!(h["via"], "1.1 cdn, 2 lifeboat");
     }
 }

@@ -47,13 +47,25 @@ pub enum UpstreamError {
     Protocol(BoxError),
 }
 
-/// Where a request came from.
-#[derive(Debug, Clone, Copy)]
+/// Where a request came from: fixed for a connection, so it is computed
+/// once at accept time and shared by every request on it.
+#[derive(Debug, Clone)]
 pub struct Inbound {
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// The peer's IP as a header value, for `X-Forwarded-For`.
+    pub peer_ip: HeaderValue,
     /// Whether the client connected over TLS.
     pub tls: bool,
+}
+
+impl Inbound {
+    /// Describes a freshly accepted connection.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Inbound { peer, peer_ip, tls }
+    }
 }
 
 /// The origin's answer: the response to send, and, for a `101 Switching
@@ -70,7 +82,7 @@ pub struct Upstream {
     client: Client<HttpConnector, RequestBody>,
     origin: Origin,
     body_idle: Duration,
-    via: String,
+    via: headers::Via,
     trusted: Vec<crate::config::Cidr>,
 }
 
@@ -92,7 +104,7 @@ impl Upstream {
             client,
             origin,
             body_idle: config.limits.body_idle_timeout,
-            via: config.proxy.via.clone(),
+            via: headers::Via::new(&config.proxy.via),
             trusted: config.proxy.trusted_proxies.clone(),
         }
     }
@@ -102,7 +114,7 @@ impl Upstream {
     pub async fn forward(
         &self,
         mut req: Request<Incoming>,
-        from: Inbound,
+        from: &Inbound,
     ) -> Result<Forwarded, UpstreamError> {
         let upgrade = req.version() <= Version::HTTP_11 && is_upgrade(req.headers());
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -124,7 +136,7 @@ impl Upstream {
         };
         let (mut parts, body) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());
-        headers::add_via(&mut parts.headers, parts.version, &self.via);
+        self.via.add(&mut parts.headers, parts.version);
         let response = Response::from_parts(parts, ResponseBody::origin(body, self.body_idle));
         Ok(Forwarded { response, tunnel })
     }
@@ -132,7 +144,7 @@ impl Upstream {
     fn rewrite_request(
         &self,
         req: Request<Incoming>,
-        from: Inbound,
+        from: &Inbound,
         upgrade: bool,
     ) -> Request<RequestBody> {
         let (mut parts, body) = req.into_parts();
@@ -143,7 +155,7 @@ impl Upstream {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         let peer = headers::Peer {
-            ip: from.peer.ip(),
+            ip: &from.peer_ip,
             trusted: self.trusted.iter().any(|c| c.contains(from.peer.ip())),
             proto: if from.tls { "https" } else { "http" },
             host: client_host.as_ref(),
@@ -156,7 +168,7 @@ impl Upstream {
                 .insert(http::header::TE, HeaderValue::from_static("trailers"));
         }
         headers::set_forwarded(&mut parts.headers, &peer);
-        headers::add_via(&mut parts.headers, parts.version, &self.via);
+        self.via.add(&mut parts.headers, parts.version);
         let host = match &self.origin.host {
             HostHeader::Preserve => client_host,
             HostHeader::Origin => HeaderValue::from_str(self.origin.authority.as_str()).ok(),

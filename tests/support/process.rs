@@ -51,9 +51,12 @@ impl Process {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("lifeboat did not report listening within 20 s"));
+            let Ok(line) = lines.recv_timeout(left) else {
+                // Never leave a stray process behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("lifeboat did not report listening within 20 s");
+            };
             if let Some(addr) = listening_address(&line) {
                 return Process {
                     child,
