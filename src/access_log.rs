@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use http::{Method, StatusCode, Uri, Version};
 
+use crate::admission::Held;
+use crate::apology::ShedReason;
 use crate::body::BodyError;
+use crate::classify::RouteClass;
 use crate::listener::ActivityGuard;
 
 /// One request's record, from arrival to the end of its response body.
@@ -25,6 +28,10 @@ pub struct Exchange {
     bytes: u64,
     log: bool,
     finished: bool,
+    class: Option<RouteClass>,
+    shed: Option<ShedReason>,
+    /// Slots and counts held until the response body ends.
+    held: Held,
     _activity: ActivityGuard,
 }
 
@@ -46,6 +53,9 @@ impl Exchange {
             bytes: 0,
             log,
             finished: false,
+            class: None,
+            shed: None,
+            held: Held::default(),
             _activity: activity,
         }
     }
@@ -53,6 +63,21 @@ impl Exchange {
     /// Records the response status (before the body starts).
     pub fn set_status(&mut self, status: StatusCode) {
         self.status = status;
+    }
+
+    /// Records the route class.
+    pub fn set_class(&mut self, class: RouteClass) {
+        self.class = Some(class);
+    }
+
+    /// Records that the request got the apology, and why.
+    pub fn set_shed(&mut self, reason: ShedReason) {
+        self.shed = Some(reason);
+    }
+
+    /// Keeps the request's slots until the response body ends.
+    pub fn hold(&mut self, held: Held) {
+        self.held = held;
     }
 
     pub(crate) fn add_bytes(&mut self, n: usize) {
@@ -83,6 +108,8 @@ impl Exchange {
             bytes = self.bytes,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             peer = %self.peer,
+            class = self.class.map(RouteClass::as_str),
+            shed = self.shed.map(ShedReason::as_str),
             end,
         );
     }

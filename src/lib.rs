@@ -8,10 +8,14 @@
 //!   terminates TLS ([`tls`]), guards header-read and idle deadlines, serves
 //!   HTTP/1.1 and HTTP/2, drains on shutdown;
 //! - [`stack`] — the request pipeline, top to bottom: config snapshot,
-//!   access record, forward, rescue;
+//!   access record, classify, admit, forward, rescue;
+//! - [`classify`] — request → route class (primary, keep, normal); pure;
+//! - [`admission`] — signals, the mode machine, `decide()`, the origin
+//!   queue; the ticker;
 //! - [`upstream`] — the pooled origin client, header rewriting, timeouts,
 //!   WebSocket tunnels;
-//! - [`apology`] — the single boundary where every failure becomes a page;
+//! - [`apology`] — the single boundary where every failure becomes a
+//!   response: the pre-rendered apology (503 + `Retry-After`);
 //! - [`body`] — streaming request/response bodies with idle timeouts.
 //!
 //! Beside the path:
@@ -25,8 +29,10 @@
 //!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
 
 pub mod access_log;
+pub mod admission;
 pub mod apology;
 pub mod body;
+pub mod classify;
 pub mod config;
 pub mod demo;
 pub mod listener;

@@ -5,15 +5,22 @@
 //!    this version from start to end, whatever reloads happen meanwhile;
 //! 2. **record** — an [`Exchange`] starts the access-log entry and marks the
 //!    connection busy (so the idle watchdog leaves it alone);
-//! 3. **forward** — [`Upstream::forward`](crate::upstream::Upstream::forward)
-//!    sends it to the origin and streams the answer back;
-//! 4. **rescue** — any failure becomes a page (`apology`); the service's
-//!    error type is `Infallible`, so hyper never sees an error and never
-//!    closes a connection for lack of a response;
-//! 5. **tunnel** — an accepted upgrade is joined in the background, holding
+//! 3. **classify** — method, host and canonical path → primary, keep or
+//!    normal (`classify`; no header can make a request primary);
+//! 4. **decide** — the published mode and the ramp say admit or shed
+//!    (`admission::decide`, pure, no lock);
+//! 5. **admit** — count the request in, take the primary class's own slot
+//!    (if configured) and a slot at the origin, waiting in lifeboat's
+//!    priority queue if allowed; the slots are held until the response body
+//!    ends, so a download keeps its slot to its last byte;
+//! 6. **forward** — `Upstream::forward` sends it to the origin and streams
+//!    the answer back; its time to first byte and outcome feed the signals;
+//! 7. **rescue** — every refusal and failure becomes a response (`apology`);
+//!    the service's error type is `Infallible`, so hyper never sees an error;
+//! 8. **tunnel** — an accepted upgrade is joined in the background, holding
 //!    the connection's activity and the shutdown drain.
 //!
-//! [`Gateway`] is a `tower::Service` (tests drive it with `oneshot`); the
+//! [`Gateway`] is a `tower::Service` (tests can drive it with `oneshot`); the
 //! listener adapts it to hyper with `TowerToHyperService`.
 
 use std::convert::Infallible;
@@ -24,12 +31,15 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
 use crate::access_log::Exchange;
-use crate::apology;
+use crate::admission::{Decision, Held, Refused, decide};
+use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
+use crate::classify::RouteClass;
 use crate::listener::{Activity, DrainToken};
-use crate::runtime::Shared;
+use crate::runtime::{Runtime, Shared};
 use crate::upstream::Inbound;
 
 /// Everything a request needs to know about its connection.
@@ -58,14 +68,51 @@ impl Gateway {
 
     async fn handle(self, req: Request<Incoming>) -> Response<ResponseBody> {
         let rt = self.shared.runtime();
-        let mut exchange = Exchange::begin(
-            &req,
-            self.conn.inbound.peer,
-            rt.config.log.access,
-            self.conn.activity.begin(),
-        );
-        let response = match rt.upstream.forward(req, &self.conn.inbound).await {
+        let activity = self.conn.activity.begin();
+        let mut exchange =
+            Exchange::begin(&req, self.conn.inbound.peer, rt.config.log.access, activity);
+        let response = self.serve(&rt, req, &mut exchange).await;
+        exchange.set_status(response.status());
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, body.with_exchange(exchange))
+    }
+
+    async fn serve(
+        &self,
+        rt: &Runtime,
+        req: Request<Incoming>,
+        exchange: &mut Exchange,
+    ) -> Response<ResponseBody> {
+        let asked = Asked::from_request(req.method(), req.headers());
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(req.uri().host());
+        let (class, _route) = rt
+            .config
+            .routes
+            .classify(req.method(), host, req.uri().path());
+        exchange.set_class(class);
+
+        let admission = &self.shared.admission;
+        let view = admission.view();
+        let may_queue = match decide(class, view.mode, view.admit_fraction, fastrand::f64()) {
+            Decision::Admit { queue } => queue,
+            Decision::Shed(reason) => return self.shed(exchange, reason, asked),
+        };
+        match self.admit(rt, class, may_queue).await {
+            Ok(held) => exchange.hold(held),
+            Err(reason) => return self.shed(exchange, reason, asked),
+        }
+
+        let started = Instant::now();
+        match rt.upstream.forward(req, &self.conn.inbound).await {
             Ok(forwarded) => {
+                let failed = forwarded.response.status().is_server_error();
+                admission
+                    .window
+                    .record_origin(Some(started.elapsed()), failed);
                 if let Some(tunnel) = forwarded.tunnel {
                     tunnel.spawn((self.conn.activity.begin(), self.conn.drain.clone()));
                 }
@@ -73,12 +120,55 @@ impl Gateway {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "origin request failed");
-                apology::for_upstream(&err)
+                let reason = ShedReason::for_upstream(&err);
+                if let Some(reason) = reason {
+                    admission.window.record_origin(None, true);
+                    exchange.set_shed(reason);
+                }
+                apology::for_upstream(&self.shared.pages(), &err, asked)
             }
+        }
+    }
+
+    /// Counts the request in and takes its slots, waiting in lifeboat's
+    /// queue when allowed.
+    async fn admit(
+        &self,
+        rt: &Runtime,
+        class: RouteClass,
+        may_queue: bool,
+    ) -> Result<Held, ShedReason> {
+        let admission = &self.shared.admission;
+        let timeout = rt.config.origin.queue_timeout;
+        let mut held = Held {
+            inflight: Some(admission.inflight.enter(class)),
+            ..Held::default()
         };
-        exchange.set_status(response.status());
-        let (parts, body) = response.into_parts();
-        Response::from_parts(parts, body.with_exchange(exchange))
+        if class == RouteClass::Primary && rt.config.shedding.primary_max_inflight.is_some() {
+            let permit = admission.primary.acquire(0, true, timeout).await;
+            held.primary = Some(permit.map_err(|_| ShedReason::PrimaryBusy)?);
+        }
+        let waiting = Instant::now();
+        let permit = admission
+            .origin
+            .acquire(class.index(), may_queue, timeout)
+            .await;
+        admission.window.record_queue_wait(waiting.elapsed());
+        held.origin = Some(permit.map_err(|r| match r {
+            Refused::Full => ShedReason::QueueFull,
+            Refused::Timeout => ShedReason::QueueTimeout,
+        })?);
+        Ok(held)
+    }
+
+    fn shed(
+        &self,
+        exchange: &mut Exchange,
+        reason: ShedReason,
+        asked: Asked,
+    ) -> Response<ResponseBody> {
+        exchange.set_shed(reason);
+        apology::respond(&self.shared.pages(), reason, asked)
     }
 }
 

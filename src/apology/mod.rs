@@ -1,95 +1,219 @@
 //! Every failure becomes a response here, and only here.
 //!
-//! The proxy core answers origin failures with short, honest pages of its
-//! own (never a library's default error or a stack trace). The pages are
-//! `&'static` bytes: serving one allocates nothing but the header map.
+//! Shed requests and origin failures get the **apology**: `503`, a
+//! `Retry-After` with jitter, `Cache-Control: no-store`, `X-Lifeboat-Shed:
+//! <reason>`, and the page from [`Pages`], negotiated (HTML or
+//! `application/problem+json`; brotli, gzip or identity). Serving one copies
+//! no body: the page is shared `Bytes`; only the headers are built.
+//!
+//! The one failure that is the client's own, a stalled upload, gets a short
+//! `408` page instead.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use http::{Response, StatusCode};
+mod page;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+pub use page::{Context, Pages};
 
 use crate::body::ResponseBody;
 use crate::upstream::UpstreamError;
 
-/// Wraps a message in the minimal page frame, at compile time.
-macro_rules! page {
-    ($title:literal, $body:literal) => {
-        concat!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-            "<title>", $title, "</title>",
-            "<style>body{font:17px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}</style>",
-            "</head><body><h1>", $title, "</h1><p>", $body, "</p>",
-            "<p><small>lifeboat</small></p></body></html>\n"
-        )
-    };
-}
-
-const ORIGIN_DOWN: &str = page!(
-    "We can't reach the site right now",
-    "The server behind this address is not answering. This is our problem, not yours: please try again in a minute."
-);
-const ORIGIN_TIMEOUT: &str = page!(
-    "The site is taking too long",
-    "The server behind this address did not answer in time. Please try again in a minute."
-);
-const ORIGIN_BROKEN: &str = page!(
-    "Something went wrong on our side",
-    "The server behind this address sent an answer we could not pass on. Please try again in a minute."
-);
-const CLIENT_TIMEOUT: &str = page!(
-    "Your request stalled",
-    "We stopped receiving your request before it was complete. Please try again."
-);
-
-/// Stable reason codes, sent as `X-Lifeboat-Error` and logged.
-pub mod reason {
-    /// The origin refused or could not be reached.
-    pub const ORIGIN_DOWN: &str = "origin-down";
+/// Why a request got the apology. The codes are stable: they appear in
+/// `X-Lifeboat-Shed`, logs, metrics and the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShedReason {
+    /// Degraded mode: only the primary path is served.
+    Degraded,
+    /// Recovering: this request was outside the admitted share of the ramp.
+    Ramp,
+    /// The primary path is at its own limit and its queue is full or timed out.
+    PrimaryBusy,
+    /// The origin refused, was unreachable, or broke the exchange.
+    OriginDown,
     /// The origin did not connect or answer in time.
-    pub const ORIGIN_TIMEOUT: &str = "origin-timeout";
-    /// The origin broke the exchange.
-    pub const ORIGIN_BROKEN: &str = "origin-broken";
-    /// The client's own request stalled.
-    pub const CLIENT_TIMEOUT: &str = "client-timeout";
+    OriginTimeout,
+    /// lifeboat's origin queue is full.
+    QueueFull,
+    /// The request waited in lifeboat's queue for `queue_timeout`.
+    QueueTimeout,
 }
 
-/// The response for an origin-side failure: 502, 504, or 408 when the
-/// client's own upload stalled.
-pub fn for_upstream(err: &UpstreamError) -> Response<ResponseBody> {
-    let (status, reason, page) = match err {
-        UpstreamError::Connect(_) => (StatusCode::BAD_GATEWAY, reason::ORIGIN_DOWN, ORIGIN_DOWN),
-        UpstreamError::ConnectTimeout(_) | UpstreamError::Ttfb(_) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            reason::ORIGIN_TIMEOUT,
-            ORIGIN_TIMEOUT,
-        ),
-        UpstreamError::Protocol(_) => (
-            StatusCode::BAD_GATEWAY,
-            reason::ORIGIN_BROKEN,
-            ORIGIN_BROKEN,
-        ),
-        UpstreamError::ClientBody(_) => (
-            StatusCode::REQUEST_TIMEOUT,
-            reason::CLIENT_TIMEOUT,
-            CLIENT_TIMEOUT,
-        ),
+impl ShedReason {
+    /// Every reason, in `as usize` order.
+    pub const ALL: [ShedReason; 7] = [
+        ShedReason::Degraded,
+        ShedReason::Ramp,
+        ShedReason::PrimaryBusy,
+        ShedReason::OriginDown,
+        ShedReason::OriginTimeout,
+        ShedReason::QueueFull,
+        ShedReason::QueueTimeout,
+    ];
+
+    /// The stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::Degraded => "degraded",
+            ShedReason::Ramp => "ramp",
+            ShedReason::PrimaryBusy => "primary-busy",
+            ShedReason::OriginDown => "origin-down",
+            ShedReason::OriginTimeout => "origin-timeout",
+            ShedReason::QueueFull => "queue-full",
+            ShedReason::QueueTimeout => "queue-timeout",
+        }
+    }
+
+    /// One sentence for people.
+    pub fn detail(self) -> &'static str {
+        match self {
+            ShedReason::Degraded => {
+                "The site is overloaded; only downloads are being served right now."
+            }
+            ShedReason::Ramp => "The site is recovering and letting visitors back in gradually.",
+            ShedReason::PrimaryBusy => "Downloads are busy; please retry in a few seconds.",
+            ShedReason::OriginDown => "The site's server is not answering.",
+            ShedReason::OriginTimeout => "The site's server is answering too slowly.",
+            ShedReason::QueueFull => "Too many requests are waiting already.",
+            ShedReason::QueueTimeout => "Your request waited too long for the server.",
+        }
+    }
+
+    /// The reason for an origin-side failure, if it is one (a stalled
+    /// client upload is not).
+    pub fn for_upstream(err: &UpstreamError) -> Option<ShedReason> {
+        match err {
+            UpstreamError::Connect(_) | UpstreamError::Protocol(_) => Some(ShedReason::OriginDown),
+            UpstreamError::ConnectTimeout(_) | UpstreamError::Ttfb(_) => {
+                Some(ShedReason::OriginTimeout)
+            }
+            UpstreamError::ClientBody(_) => None,
+        }
+    }
+}
+
+/// The request facts the apology depends on, read before the request moves on.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    head: bool,
+    json: bool,
+    br: bool,
+    gzip: bool,
+}
+
+impl Asked {
+    /// Reads method, `Accept` and `Accept-Encoding`.
+    pub fn from_request(method: &Method, headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let enc = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Asked {
+            head: method == Method::HEAD,
+            json: accept.contains("json") && !accept.contains("text/html"),
+            br: accepts(enc, "br"),
+            gzip: accepts(enc, "gzip"),
+        }
+    }
+}
+
+/// Whether an `Accept-Encoding` list allows `coding` (present, not `q=0`).
+fn accepts(list: &str, coding: &str) -> bool {
+    list.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        parts.next().is_some_and(|c| c.eq_ignore_ascii_case(coding))
+            && !parts.any(|p| {
+                p.replace(' ', "").starts_with("q=0")
+                    && !p.contains(|c: char| ('1'..='9').contains(&c))
+            })
+    })
+}
+
+/// The apology response for `reason`.
+pub fn respond(pages: &Pages, reason: ShedReason, asked: Asked) -> Response<ResponseBody> {
+    let (body, ctype, encoding) = if asked.json {
+        (
+            pages.json[reason as usize].clone(),
+            "application/problem+json",
+            None,
+        )
+    } else if asked.br {
+        (
+            pages.html_br.clone(),
+            "text/html; charset=utf-8",
+            Some("br"),
+        )
+    } else if asked.gzip {
+        (
+            pages.html_gzip.clone(),
+            "text/html; charset=utf-8",
+            Some("gzip"),
+        )
+    } else {
+        (pages.html.clone(), "text/html; charset=utf-8", None)
     };
-    static_page(status, reason, page)
+    let retry = pages.retry_after + fastrand::u64(0..=pages.retry_jitter);
+    let len = body.len();
+    let mut resp = Response::new(if asked.head {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::full(body)
+    });
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
+    h.insert("x-lifeboat-shed", HeaderValue::from_static(reason.as_str()));
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    resp
 }
 
-fn static_page(
-    status: StatusCode,
-    reason: &'static str,
-    page: &'static str,
-) -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(page.as_bytes()));
-    *resp.status_mut() = status;
+const CLIENT_TIMEOUT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request stalled</title></head>\
+<body><h1>Your request stalled</h1><p>We stopped receiving your request before it was complete. Please try again.</p></body></html>\n";
+
+/// The response for an origin-side failure: the apology, or `408` when the
+/// client's own upload stalled.
+pub fn for_upstream(pages: &Pages, err: &UpstreamError, asked: Asked) -> Response<ResponseBody> {
+    if let Some(reason) = ShedReason::for_upstream(err) {
+        return respond(pages, reason, asked);
+    }
+    let mut resp = Response::new(ResponseBody::full(CLIENT_TIMEOUT.as_bytes()));
+    *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
     let h = resp.headers_mut();
     h.insert(
-        CONTENT_TYPE,
+        header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-lifeboat-error", HeaderValue::from_static(reason));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-lifeboat-error",
+        HeaderValue::from_static("client-timeout"),
+    );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts("gzip, deflate, br", "br"));
+        assert!(accepts("br;q=0.5", "br"));
+        assert!(!accepts("br;q=0, gzip", "br"));
+        assert!(accepts("br;q=0.1", "br"));
+        assert!(!accepts("gzip", "br"));
+    }
 }

@@ -10,6 +10,7 @@
 
 mod error;
 mod raw;
+mod shed_rules;
 pub mod units;
 mod validate;
 
@@ -39,6 +40,12 @@ pub struct Config {
     pub shutdown: Shutdown,
     /// Logging.
     pub log: Log,
+    /// Overload detection and the mode machine.
+    pub shedding: Shedding,
+    /// Route table: which requests are primary, keep, or normal.
+    pub routes: crate::classify::Routes,
+    /// The apology page.
+    pub apology: Apology,
 }
 
 /// Public listeners: plain HTTP (h1 and h2c) and/or HTTPS (h1 and h2 by ALPN).
@@ -100,6 +107,13 @@ pub struct Origin {
     pub http2: bool,
     /// Host header policy.
     pub host: HostHeader,
+    /// Requests outstanding at the origin at most, in every mode; the rest
+    /// wait in lifeboat's priority queue.
+    pub max_inflight: usize,
+    /// Requests waiting in lifeboat's queue at most.
+    pub queue_max: usize,
+    /// Longest wait in lifeboat's queue.
+    pub queue_timeout: Duration,
 }
 
 /// Limits on the public side. Defaults are those of a cautious edge proxy.
@@ -162,6 +176,87 @@ pub struct Log {
     pub format: LogFormat,
     /// One access-log line per request.
     pub access: bool,
+}
+
+/// `[shedding] mode`: let lifeboat decide, or hold a mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeSetting {
+    /// Decide from the signals.
+    Auto,
+    /// Always degraded.
+    Degraded,
+    /// Always normal.
+    Normal,
+}
+
+/// When to clear the boards, and how to come back.
+#[derive(Debug, Clone)]
+pub struct Shedding {
+    /// auto, or a forced mode.
+    pub mode: ModeSetting,
+    /// How often the signals are evaluated.
+    pub tick: Duration,
+    /// Seconds of history behind percentiles and rates.
+    pub window_secs: usize,
+    /// Observations needed before a percentile or rate counts.
+    pub min_samples: u64,
+    /// No mode is left sooner than this.
+    pub min_dwell: Duration,
+    /// The primary class's own cap on requests at the origin.
+    pub primary_max_inflight: Option<usize>,
+    /// Conditions to enter degraded mode.
+    pub enter: Enter,
+    /// Conditions to leave it.
+    pub exit: Exit,
+}
+
+/// Enter conditions; any one, held for `after`, degrades. `None` = off.
+#[derive(Debug, Clone)]
+pub struct Enter {
+    /// Requests inside lifeboat (queued or at the origin).
+    pub inflight: Option<usize>,
+    /// Origin time to first byte, p95.
+    pub ttfb_p95: Option<Duration>,
+    /// Share of failed origin exchanges.
+    pub failure_rate: Option<f64>,
+    /// Wait in lifeboat's origin queue, p95.
+    pub queue_wait_p95: Option<Duration>,
+    /// How long a condition must hold.
+    pub after: Duration,
+}
+
+/// Exit conditions and the ramp back.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// Exit levels as a fraction of the enter levels (hysteresis).
+    pub fraction: f64,
+    /// How long every signal must stay below its exit level.
+    pub after: Duration,
+    /// Duration of the re-admission ramp.
+    pub ramp: Duration,
+    /// Share of normal traffic admitted when the ramp starts.
+    pub ramp_start: f64,
+}
+
+/// The apology page and its headers.
+#[derive(Debug, Clone)]
+pub struct Apology {
+    /// The HTML template (placeholders `{{title}}`, `{{message}}`, …).
+    pub template: String,
+    /// Where the template came from, for messages.
+    pub template_source: String,
+    /// Page title / headline.
+    pub title: String,
+    /// The operator's message at start.
+    pub message: String,
+    /// The person signing the page.
+    pub signed: String,
+    /// Base `Retry-After`.
+    pub retry_after: Duration,
+    /// Random extra added to `Retry-After`, so clients do not return as a herd.
+    pub retry_jitter: Duration,
+    /// Link to the status endpoint.
+    pub status_url: String,
 }
 
 /// Reads, parses and validates the config file at `path`.

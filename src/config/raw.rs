@@ -24,6 +24,11 @@ pub struct RawConfig {
     pub shutdown: RawShutdown,
     #[serde(default)]
     pub log: RawLog,
+    pub shedding: Option<Spanned<RawShedding>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    pub apology: RawApology,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +57,9 @@ pub struct RawOrigin {
     pub pool_max_idle: S<i64>,
     pub http2: Option<bool>,
     pub host: S<String>,
+    pub max_inflight: S<i64>,
+    pub queue_max: S<i64>,
+    pub queue_timeout: S<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,4 +93,60 @@ pub struct RawLog {
     pub level: S<String>,
     pub format: S<String>,
     pub access: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShedding {
+    pub mode: S<String>,
+    pub tick: S<Duration>,
+    pub window: S<Duration>,
+    pub min_samples: S<i64>,
+    pub min_dwell: S<Duration>,
+    pub primary_max_inflight: S<i64>,
+    pub enter: Option<Spanned<RawEnter>>,
+    pub exit: Option<Spanned<RawExit>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnter {
+    pub inflight: S<i64>,
+    pub ttfb_p95: S<Duration>,
+    pub failure_rate: S<f64>,
+    pub queue_wait_p95: S<Duration>,
+    pub after: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExit {
+    pub fraction: S<f64>,
+    pub after: S<Duration>,
+    pub ramp: S<Duration>,
+    pub ramp_start: S<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: S<String>,
+    #[serde(rename = "match")]
+    pub pattern: S<String>,
+    pub prefix: S<String>,
+    pub methods: Option<Vec<Spanned<String>>>,
+    pub host: S<String>,
+    pub class: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApology {
+    pub template: S<String>,
+    pub title: S<String>,
+    pub message: S<String>,
+    pub signed: S<String>,
+    pub retry_after: S<Duration>,
+    pub retry_jitter: S<Duration>,
+    pub status_url: S<String>,
 }

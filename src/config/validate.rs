@@ -53,29 +53,43 @@ const MIN_HEADER_SIZE: u64 = 8 * 1024;
 const MAX_HEADERS: i64 = 100;
 /// 100 concurrent h2 streams, the RFC 9113 recommended minimum.
 const H2_STREAMS: i64 = 100;
+/// Requests at the origin at once: a typical app server has tens of
+/// workers; more than that only moves the queue into its listen backlog,
+/// where it can be neither prioritised nor shed.
+const MAX_INFLIGHT: i64 = 64;
+/// Requests waiting in lifeboat: a few seconds of a large site's traffic.
+const QUEUE_MAX: i64 = 2048;
+/// A queued request that has not reached the origin after 1 s gets the
+/// apology: waiting longer helps nobody in a stampede.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Downloads in flight get 30 s to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
 
 /// What `validate` works with: the source text for spans and the parsed
 /// document for key paths.
-struct Ctx<'a> {
-    src: Source<'a>,
-    doc: &'a DeTable<'a>,
-    base_dir: &'a Path,
+pub(super) struct Ctx<'a> {
+    pub(super) src: Source<'a>,
+    pub(super) doc: &'a DeTable<'a>,
+    pub(super) base_dir: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
         self.src.diagnostic(Some(span), Some(self.doc), None, msg)
     }
 
-    fn err_key(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> ConfigError {
+    pub(super) fn err_key(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> ConfigError {
         self.src
             .diagnostic(Some(span), Some(self.doc), Some(key.to_string()), msg)
     }
 
     /// A duration with a default and an inclusive range.
-    fn duration(
+    pub(super) fn duration(
         &self,
         v: &Option<Spanned<units::Duration>>,
         default: Duration,
@@ -94,7 +108,7 @@ impl Ctx<'_> {
     }
 
     /// An integer with a default and an inclusive range.
-    fn int(
+    pub(super) fn int(
         &self,
         v: &Option<Spanned<i64>>,
         default: i64,
@@ -155,6 +169,9 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
             )?,
         },
         log: log(ctx, &raw.log)?,
+        shedding: super::shed_rules::shedding(ctx, raw.shedding.as_ref())?,
+        routes: super::shed_rules::routes(ctx, &raw.route)?,
+        apology: super::shed_rules::apology(ctx, &raw.apology)?,
     })
 }
 
@@ -314,6 +331,13 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
         pool_max_idle: ctx.int(&o.pool_max_idle, POOL_MAX_IDLE, (0, 100_000))? as usize,
         http2: o.http2.unwrap_or(false),
         host,
+        max_inflight: ctx.int(&o.max_inflight, MAX_INFLIGHT, (1, 100_000))? as usize,
+        queue_max: ctx.int(&o.queue_max, QUEUE_MAX, (0, 1_000_000))? as usize,
+        queue_timeout: ctx.duration(
+            &o.queue_timeout,
+            QUEUE_TIMEOUT,
+            (Duration::ZERO, secs(600)),
+        )?,
     })
 }
 

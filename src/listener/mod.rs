@@ -106,7 +106,9 @@ impl Lifeboat {
                 tokio::spawn(acceptor.run(listener));
             }
         }
+        let ticker = tokio::spawn(crate::admission::ticker::run(self.shared.clone()));
         shutdown.await;
+        ticker.abort();
         let drain_timeout = self.shared.runtime().config.shutdown.drain_timeout;
         tracing::info!(
             ?drain_timeout,

@@ -1,5 +1,6 @@
-//! Origin failures become short lifeboat pages, never a library's default
-//! error: refused → 502, too slow → 504, a stalled upload → 408.
+//! Origin failures become the apology (503 + Retry-After, reason
+//! `origin-down` / `origin-timeout`) in any mode, never a raw gateway error
+//! or a library's default page; a stalled upload is the client's own: 408.
 
 use std::time::Duration;
 
@@ -12,31 +13,32 @@ async fn closed_port() -> u16 {
 }
 
 #[tokio::test]
-async fn origin_down_gives_502_page() {
+async fn origin_down_gives_the_apology() {
     let port = closed_port().await;
     let lb = lifeboat_to(&format!("http://127.0.0.1:{port}"))
         .start()
         .await;
     let resp = client().get(lb.url("/anything")).send().await.unwrap();
-    assert_eq!(resp.status(), 502);
-    assert_eq!(resp.headers()["x-lifeboat-error"], "origin-down");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-down");
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     assert_eq!(resp.headers()["cache-control"], "no-store");
+    assert!(resp.headers().contains_key("retry-after"));
     let body = resp.text().await.unwrap();
-    assert!(body.contains("We can't reach the site right now"), "{body}");
+    assert!(body.contains("We are sorry"), "{body}");
+    assert!(!body.contains("{{"), "unrendered placeholder: {body}");
 }
 
 #[tokio::test]
-async fn slow_origin_gives_504_page() {
+async fn slow_origin_gives_the_apology() {
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin)
         .set("origin.ttfb_timeout", "\"200ms\"")
         .start()
         .await;
     let resp = client().get(lb.url("/delay/3000")).send().await.unwrap();
-    assert_eq!(resp.status(), 504);
-    assert_eq!(resp.headers()["x-lifeboat-error"], "origin-timeout");
-    assert!(resp.text().await.unwrap().contains("taking too long"));
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-timeout");
     // A fast request on the same proxy is unaffected.
     assert_eq!(
         client()

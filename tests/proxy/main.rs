@@ -13,4 +13,5 @@ mod headers;
 mod limits;
 mod process;
 mod protocols;
+mod shedding;
 mod streaming;

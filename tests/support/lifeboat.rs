@@ -17,6 +17,7 @@ use super::origin::TestOrigin;
 /// A config under construction: `section -> lines`.
 pub struct Harness {
     sections: BTreeMap<String, Vec<String>>,
+    routes: Vec<String>,
 }
 
 /// A harness pointing at `origin`, plain listener on a free port.
@@ -28,6 +29,7 @@ pub fn lifeboat(origin: &TestOrigin) -> Harness {
 pub fn lifeboat_to(origin_url: &str) -> Harness {
     Harness {
         sections: BTreeMap::new(),
+        routes: Vec::new(),
     }
     .set("listen.http", "\"127.0.0.1:0\"")
     .set("origin.url", &format!("\"{origin_url}\""))
@@ -53,11 +55,22 @@ impl Harness {
         self
     }
 
+    /// Adds a `[[route]]`: `how` is `match` or `prefix`.
+    pub fn route(mut self, name: &str, how: &str, pattern: &str, class: &str) -> Self {
+        self.routes.push(format!(
+            "[[route]]\nname = \"{name}\"\n{how} = \"{pattern}\"\nclass = \"{class}\"\n"
+        ));
+        self
+    }
+
     /// The TOML text.
     pub fn toml(&self) -> String {
         let mut out = String::new();
         for (section, lines) in &self.sections {
             out += &format!("[{section}]\n{}\n\n", lines.join("\n"));
+        }
+        for route in &self.routes {
+            out += &format!("{route}\n");
         }
         out
     }
@@ -66,11 +79,24 @@ impl Harness {
     pub async fn start_in(self, base: &Path) -> Running {
         let config = lifeboat::config::from_str(&self.toml(), "test.toml", base)
             .unwrap_or_else(|e| panic!("{e}\n---\n{}", self.toml()));
+        start_config(config).await
+    }
+
+    /// Validates and starts lifeboat in this process.
+    pub async fn start(self) -> Running {
+        self.start_in(Path::new(".")).await
+    }
+}
+
+/// Starts lifeboat in this process from a validated config.
+pub async fn start_config(config: lifeboat::config::Config) -> Running {
+    {
         let server = lifeboat::Lifeboat::bind(config)
             .await
             .expect("bind lifeboat");
         let http = server.http_addr();
         let https = server.https_addr();
+        let shared = server.shared();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -78,14 +104,10 @@ impl Harness {
         Running {
             http,
             https,
+            shared,
             stop: Some(stop),
             done: Some(done),
         }
-    }
-
-    /// Validates and starts lifeboat in this process.
-    pub async fn start(self) -> Running {
-        self.start_in(Path::new(".")).await
     }
 }
 
@@ -95,6 +117,8 @@ pub struct Running {
     pub http: Option<SocketAddr>,
     /// TLS listener.
     pub https: Option<SocketAddr>,
+    /// The live state: mode, signals, queues.
+    pub shared: std::sync::Arc<lifeboat::runtime::Shared>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<JoinHandle<bool>>,
 }
@@ -108,6 +132,24 @@ impl Running {
     /// The plain listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.http.expect("plain listener")
+    }
+
+    /// The mode every request sees now.
+    pub fn mode(&self) -> lifeboat::admission::Mode {
+        self.shared.admission.view().mode
+    }
+
+    /// Waits (up to `limit`) until the mode is `mode`.
+    pub async fn wait_for_mode(&self, mode: lifeboat::admission::Mode, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.mode() != mode {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mode stayed {:?}, expected {mode:?}",
+                self.mode()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Begins graceful shutdown, as SIGTERM would.

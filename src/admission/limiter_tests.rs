@@ -1,0 +1,104 @@
+use std::time::Duration;
+
+use super::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[tokio::test(start_paused = true)]
+async fn fast_path_then_queue_then_handoff() {
+    let l = Limiter::new(1, 10);
+    let first = l.acquire(2, true, LONG).await.unwrap();
+    let l2 = l.clone();
+    let waiting = tokio::spawn(async move { l2.acquire(2, true, LONG).await.map(|_p| ()) });
+    tokio::task::yield_now().await;
+    assert_eq!(l.queued(), 1);
+    drop(first);
+    waiting.await.unwrap().unwrap();
+    assert_eq!((l.inflight(), l.queued()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn primary_is_served_before_earlier_normal_waiters() {
+    let l = Limiter::new(1, 10);
+    let first = l.acquire(0, true, LONG).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (prio, name) in [
+        (2, "normal-1"),
+        (2, "normal-2"),
+        (1, "keep"),
+        (0, "primary"),
+    ] {
+        let (l, tx) = (l.clone(), tx.clone());
+        tokio::spawn(async move {
+            let p = l.acquire(prio, true, LONG).await.unwrap();
+            tx.send(name).unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(p);
+        });
+        tokio::task::yield_now().await;
+    }
+    drop(first);
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        order.push(rx.recv().await.unwrap());
+    }
+    assert_eq!(order, ["primary", "keep", "normal-1", "normal-2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bounded_queue_and_timeout() {
+    let l = Limiter::new(1, 1);
+    let _held = l.acquire(0, true, LONG).await.unwrap();
+    assert!(
+        matches!(l.acquire(2, false, LONG).await, Err(Refused::Full)),
+        "no waiting allowed"
+    );
+    let l2 = l.clone();
+    let waiter = tokio::spawn(async move {
+        l2.acquire(2, true, Duration::from_millis(500))
+            .await
+            .map(|_| ())
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        matches!(l.acquire(2, true, LONG).await, Err(Refused::Full)),
+        "queue of 1 is full"
+    );
+    assert_eq!(waiter.await.unwrap(), Err(Refused::Timeout));
+    assert_eq!((l.inflight(), l.queued()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn abandoned_waiters_leak_nothing() {
+    let l = Limiter::new(2, 100);
+    let a = l.acquire(0, true, LONG).await.unwrap();
+    let b = l.acquire(0, true, LONG).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let l = l.clone();
+        tasks.push(tokio::spawn(async move {
+            l.acquire(i % 3, true, LONG).await.map(|_| ())
+        }));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(l.queued(), 20);
+    for t in &tasks[..10] {
+        t.abort();
+    }
+    drop(a);
+    drop(b);
+    for t in tasks.into_iter().skip(10) {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!((l.inflight(), l.queued()), (0, 0), "every slot came back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn raising_the_limit_serves_waiters() {
+    let l = Limiter::new(0, 10);
+    let l2 = l.clone();
+    let waiter = tokio::spawn(async move { l2.acquire(1, true, LONG).await.map(|_| ()) });
+    tokio::task::yield_now().await;
+    l.set_limits(1, 10);
+    waiter.await.unwrap().unwrap();
+}

@@ -1,0 +1,174 @@
+//! Admission: whether a request goes on to the origin, and when.
+//!
+//! - [`signals`]: in-flight counts and a sliding window of origin TTFB,
+//!   failures and queue waits, written with relaxed atomics on the hot path;
+//! - [`mode`]: the pure mode machine (normal → degraded → recovering);
+//! - [`decide()`]: the pure per-request decision;
+//! - [`limiter`]: the cap on requests at the origin and lifeboat's own
+//!   priority queue behind it;
+//! - [`ticker`]: the one background task that summarises the signals, drives
+//!   the machine and publishes the mode.
+//!
+//! The hot path reads the published mode with one atomic load. Nothing here
+//! awaits except waiting in the queue.
+
+mod decide;
+pub mod limiter;
+pub mod mode;
+pub mod signals;
+pub mod ticker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+pub use decide::{Decision, decide};
+pub use limiter::{Limiter, Permit, Refused};
+pub use mode::{Machine, Mode, Transition};
+pub use signals::{InFlight, InFlightGuard, Signals, Window};
+
+use crate::config::{Config, ModeSetting};
+
+/// What a request holds while it is being served: its in-flight count and
+/// its slots. Released when the response body ends (or is dropped), so a
+/// long download keeps its slot to the end.
+#[derive(Default)]
+pub struct Held {
+    /// Counted in the in-flight signal.
+    pub inflight: Option<InFlightGuard>,
+    /// The primary class's own slot.
+    pub primary: Option<Permit>,
+    /// A slot at the origin.
+    pub origin: Option<Permit>,
+}
+
+/// The published mode: what every request reads, with one load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    /// Current mode.
+    pub mode: Mode,
+    /// Share of normal traffic admitted (the ramp).
+    pub admit_fraction: f64,
+}
+
+/// State that lives for the whole process, across config reloads.
+pub struct Admission {
+    /// Origin observations.
+    pub window: Window,
+    /// Requests inside lifeboat, per class.
+    pub inflight: Arc<InFlight>,
+    /// Slots at the origin, all classes.
+    pub origin: Arc<Limiter>,
+    /// The primary class's own slots (unlimited when not configured).
+    pub primary: Arc<Limiter>,
+    view: AtomicU64,
+    machine: Mutex<Machine>,
+    since: Mutex<SystemTime>,
+    changes: AtomicU64,
+}
+
+impl Admission {
+    /// Fresh state for `config`; a forced mode applies from the first request.
+    pub fn new(config: &Config) -> Self {
+        let mode = match config.shedding.mode {
+            ModeSetting::Degraded => Mode::Degraded,
+            ModeSetting::Auto | ModeSetting::Normal => Mode::Normal,
+        };
+        let o = &config.origin;
+        let a = Admission {
+            window: Window::new(config.shedding.window_secs),
+            inflight: Arc::new(InFlight::default()),
+            origin: Limiter::new(o.max_inflight, o.queue_max),
+            primary: Limiter::new(
+                config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
+                o.queue_max,
+            ),
+            view: AtomicU64::new(0),
+            machine: Mutex::new(Machine::new(mode, tokio::time::Instant::now())),
+            since: Mutex::new(SystemTime::now()),
+            changes: AtomicU64::new(0),
+        };
+        a.publish(View {
+            mode,
+            admit_fraction: if mode == Mode::Normal { 1.0 } else { 0.0 },
+        });
+        a
+    }
+
+    /// The mode every request should see now.
+    pub fn view(&self) -> View {
+        let v = self.view.load(Ordering::Acquire);
+        let mode = match v >> 32 {
+            1 => Mode::Degraded,
+            2 => Mode::Recovering,
+            _ => Mode::Normal,
+        };
+        View {
+            mode,
+            admit_fraction: f64::from(f32::from_bits(v as u32)),
+        }
+    }
+
+    fn publish(&self, v: View) {
+        let mode = match v.mode {
+            Mode::Normal => 0u64,
+            Mode::Degraded => 1,
+            Mode::Recovering => 2,
+        };
+        self.view.store(
+            mode << 32 | u64::from((v.admit_fraction as f32).to_bits()),
+            Ordering::Release,
+        );
+    }
+
+    /// When the current mode began (wall clock, for people).
+    pub fn since(&self) -> SystemTime {
+        self.since
+            .lock()
+            .map(|s| *s)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// Mode changes since start.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// The live signals, as the machine sees them.
+    pub fn signals(&self, min_samples: u64) -> Signals {
+        Signals {
+            inflight: self.inflight.total(),
+            ..self.window.summarise(min_samples)
+        }
+    }
+
+    /// Puts lifeboat in `mode` now, as an operator would. In `auto` the
+    /// machine carries on from there (a forced degrade recovers through the
+    /// usual exit conditions and ramp). Returns the transition, if any.
+    pub fn force(&self, mode: Mode, cause: &str) -> Option<Transition> {
+        let now = tokio::time::Instant::now();
+        let signals = self.signals(1);
+        let t = self.machine.lock().ok()?.force(mode, now, cause, signals)?;
+        let fraction = if mode == Mode::Normal { 1.0 } else { 0.0 };
+        self.publish(View {
+            mode,
+            admit_fraction: fraction,
+        });
+        if let Ok(mut since) = self.since.lock() {
+            *since = SystemTime::now();
+        }
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(to = mode.as_str(), cause, "mode forced");
+        Some(t)
+    }
+
+    /// Applies new limits from a reloaded config.
+    pub fn reconfigure(&self, config: &Config) {
+        let o = &config.origin;
+        self.origin.set_limits(o.max_inflight, o.queue_max);
+        self.primary.set_limits(
+            config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
+            o.queue_max,
+        );
+    }
+}
