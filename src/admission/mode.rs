@@ -61,6 +61,9 @@ pub struct Transition {
 pub struct Machine {
     mode: Mode,
     since: Instant,
+    /// When the mode last changed; start-up is not a change, so a stampede
+    /// right after a deploy is not held back by the minimum dwell.
+    changed: Option<Instant>,
     hot_since: Option<Instant>,
     cool_since: Option<Instant>,
 }
@@ -71,6 +74,7 @@ impl Machine {
         Machine {
             mode,
             since: now,
+            changed: None,
             hot_since: None,
             cool_since: None,
         }
@@ -130,6 +134,7 @@ impl Machine {
         }
         self.mode = to;
         self.since = now;
+        self.changed = Some(now);
         self.hot_since = None;
         self.cool_since = None;
         Some(Transition {
@@ -154,7 +159,7 @@ impl Machine {
         } else {
             None
         };
-        if now - self.since < cfg.min_dwell {
+        if self.changed.is_some_and(|t| now - t < cfg.min_dwell) {
             return None;
         }
         let held = |since: Option<Instant>, d: Duration| since.is_some_and(|t| now - t >= d);

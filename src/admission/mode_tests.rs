@@ -156,10 +156,21 @@ fn trouble_during_the_ramp_goes_back_to_degraded() {
 #[test]
 fn min_dwell_holds_each_mode() {
     let start = Instant::now();
-    let mut m = Machine::new(Mode::Recovering, start);
+    let mut m = Machine::new(Mode::Normal, start);
+    m.force(Mode::Recovering, start, "test", calm());
     // Hot at once, but the ramp began just now: wait out the dwell.
     let changes = run(&mut m, start, 0.0, 10.0, |_| ttfb(900));
     assert_eq!(changes, vec![(5.0, Mode::Degraded)]);
+}
+
+#[test]
+fn start_up_is_not_a_change() {
+    // A stampede in the first seconds after start degrades after `enter.after`,
+    // not after the minimum dwell.
+    let start = Instant::now();
+    let mut m = Machine::new(Mode::Normal, start);
+    let changes = run(&mut m, start, 0.0, 5.0, |_| ttfb(900));
+    assert_eq!(changes, vec![(2.0, Mode::Degraded)]);
 }
 
 #[test]

@@ -303,5 +303,18 @@ pub fn summary(c: &Config) -> String {
         c.limits.header_read_timeout,
         c.limits.keepalive_timeout
     );
+    s += &format!(
+        "  queue         {} at the origin, {} waiting at most for {:?}\n",
+        c.origin.max_inflight, c.origin.queue_max, c.origin.queue_timeout
+    );
+    s += &format!("  shedding      mode {:?}\n", c.shedding.mode);
+    for r in &c.routes.0 {
+        s += &format!(
+            "  route         {} {} -> {}\n",
+            r.name,
+            r.pattern.as_str(),
+            r.class.as_str()
+        );
+    }
     s
 }

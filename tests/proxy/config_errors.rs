@@ -171,3 +171,77 @@ fn unreadable_file() {
         "{err}"
     );
 }
+
+#[test]
+fn shedding_routes_and_apology_errors() {
+    let d = diagnose(&format!("{ORIGIN}[shedding]\nmode = \"panic\"\n"));
+    assert_eq!((d.line, d.key.as_deref()), (4, Some("shedding.mode")));
+    assert!(
+        d.message
+            .contains("expected \"auto\", \"degraded\" or \"normal\""),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose(&format!("{ORIGIN}[shedding.exit]\nfraction = 1.5\n"));
+    assert_eq!(d.key.as_deref(), Some("shedding.exit.fraction"));
+    assert!(d.message.contains("fraction between"), "{}", d.message);
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[shedding.enter]\ninflight = 0\nttfb_p95 = \"0s\"\nfailure_rate = 0.0\nqueue_wait_p95 = \"0s\"\n"
+    ));
+    assert_eq!(d.key.as_deref(), Some("shedding.enter"));
+    assert!(
+        d.message.contains("needs at least one enter condition"),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[[route]]\nname = \"dl\"\nmatch = \"/download/*\"\n"
+    ));
+    assert_eq!(d.key.as_deref(), Some("route[0].class"));
+    assert!(d.message.contains("missing `class`"), "{}", d.message);
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[[route]]\nmatch = \"download/*\"\nclass = \"primary\"\n"
+    ));
+    assert_eq!((d.line, d.key.as_deref()), (4, Some("route[0].match")));
+    assert!(d.message.contains("starts with \"/\""), "{}", d.message);
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[[route]]\nmatch = \"/a/*\"\nclass = \"vip\"\n"
+    ));
+    assert_eq!(d.key.as_deref(), Some("route[0].class"));
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[[route]]\nmatch = \"/a/*\"\nclass = \"keep\"\nmethods = [\"GET\", \"G T\"]\n"
+    ));
+    assert_eq!(d.key.as_deref(), Some("route[0].methods[1]"));
+
+    let d = diagnose(&format!(
+        "{ORIGIN}[[route]]\nmatch = \"/a/*\"\nclass = \"keep\"\nclas = \"x\"\n"
+    ));
+    assert!(d.message.contains("did you mean `class`?"), "{}", d.message);
+
+    let d = diagnose(&format!("{ORIGIN}[apology]\ntemplate = \"missing.html\"\n"));
+    assert_eq!(d.key.as_deref(), Some("apology.template"));
+    assert!(
+        d.message
+            .starts_with("cannot read template /nonexistent-dir/missing.html"),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose(&format!("{ORIGIN}[apology]\nretry_after = \"0s\"\n"));
+    assert_eq!(d.key.as_deref(), Some("apology.retry_after"));
+}
+
+#[test]
+fn the_demo_config_is_valid() {
+    let text = include_str!("../../config/demo.toml")
+        .replace("{origin}", "http://127.0.0.1:1")
+        .replace("{listen}", "127.0.0.1:0");
+    let c = config::from_str(&text, "demo.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.routes.0.len(), 2);
+}

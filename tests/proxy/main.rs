@@ -14,4 +14,5 @@ mod limits;
 mod process;
 mod protocols;
 mod shedding;
+mod stampede;
 mod streaming;
