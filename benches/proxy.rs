@@ -12,128 +12,17 @@
 //! machine drift from run to run. A JSON line per run is appended to
 //! `target/bench-results/proxy.jsonl`.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+#[path = "support/closed_loop.rs"]
+mod closed_loop;
 
-use bytes::Bytes;
-use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use closed_loop::{RUN, drive};
 use lifeboat::origin_sim::{SimConfig, SimOrigin};
 
-/// Measured time per scenario and target; long enough for a stable median
-/// on 2 cores, short enough that the whole bench stays under a minute.
-const RUN: Duration = Duration::from_secs(4);
-/// Warm-up before each measurement (pools, allocator, CPU caches).
-const WARMUP: Duration = Duration::from_millis(500);
 /// Rounds of (direct, lifeboat) pairs; the median round is reported.
 const ROUNDS: usize = 3;
-
-struct Outcome {
-    requests: u64,
-    bytes: u64,
-    errors: u64,
-    elapsed: Duration,
-    latency: Histogram<u64>,
-}
-
-impl Outcome {
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-    fn mib_s(&self) -> f64 {
-        self.bytes as f64 / self.elapsed.as_secs_f64() / (1 << 20) as f64
-    }
-    fn p(&self, q: f64) -> f64 {
-        self.latency.value_at_quantile(q) as f64 / 1000.0
-    }
-}
-
-/// One keep-alive connection sending `path` back to back until `stop`.
-async fn worker(
-    addr: SocketAddr,
-    path: &'static str,
-    stop: Arc<AtomicBool>,
-    measuring: Arc<AtomicBool>,
-) -> (u64, u64, u64, Histogram<u64>) {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let (mut requests, mut bytes, mut errors) = (0, 0, 0);
-    'reconnect: while !stop.load(Ordering::Relaxed) {
-        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
-            errors += 1;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
-        while !stop.load(Ordering::Relaxed) {
-            let req = http::Request::get(path)
-                .header("host", "bench")
-                .body(Empty::<Bytes>::new())
-                .expect("request");
-            let started = Instant::now();
-            let Ok(resp) = sender.send_request(req).await else {
-                errors += 1;
-                continue 'reconnect;
-            };
-            let mut body = resp.into_body();
-            let mut n = 0u64;
-            while let Some(frame) = body.frame().await {
-                match frame {
-                    Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
-                    Err(_) => {
-                        errors += 1;
-                        continue 'reconnect;
-                    }
-                }
-            }
-            if measuring.load(Ordering::Relaxed) {
-                requests += 1;
-                bytes += n;
-                let _ = hist.record(started.elapsed().as_micros() as u64);
-            }
-        }
-    }
-    (requests, bytes, errors, hist)
-}
-
-async fn drive(addr: SocketAddr, path: &'static str, connections: usize) -> Outcome {
-    let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(worker(addr, path, stop.clone(), measuring.clone())))
-        .collect();
-    tokio::time::sleep(WARMUP).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(RUN).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let mut out = Outcome {
-        requests: 0,
-        bytes: 0,
-        errors: 0,
-        elapsed,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-    };
-    for t in tasks {
-        let (r, b, e, h) = t.await.expect("worker");
-        out.requests += r;
-        out.bytes += b;
-        out.errors += e;
-        let _ = out.latency.add(h);
-    }
-    out
-}
 
 fn median<T: Copy>(mut v: Vec<(f64, T)>) -> (f64, T) {
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -150,13 +39,10 @@ fn main() {
         let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
         let origin_addr = origin.addr().expect("origin addr");
         tokio::spawn(origin.run());
-        let toml = format!(
+        let lb_addr = closed_loop::start_lifeboat(&format!(
             "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n"
-        );
-        let config = lifeboat::config::from_str(&toml, "bench.toml", Path::new(".")).expect("config");
-        let lb = lifeboat::Lifeboat::bind(config).await.expect("lifeboat");
-        let lb_addr = lb.http_addr().expect("lifeboat addr");
-        tokio::spawn(lb.run(std::future::pending()));
+        ))
+        .await;
 
         println!("proxy bench: {ROUNDS} rounds x {RUN:?} per target, median round shown");
         let mut small = Vec::new();
@@ -187,11 +73,6 @@ fn main() {
             "large": {"direct_mib_s": d_mib, "lifeboat_mib_s": l_mib, "ratio": r_large},
             "errors": e1 + e2,
         });
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
-        let _ = std::fs::create_dir_all(&dir);
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("proxy.jsonl")) {
-            let _ = writeln!(f, "{line}");
-        }
+        closed_loop::record("proxy", line);
     });
 }

@@ -204,14 +204,14 @@ pub fn is_canonical(path: &str) -> bool {
             i += 1;
         }
     }
-    // "/" alone is canonical; otherwise every segment is non-empty and not a dot
-    // segment (a trailing "/" leaves one empty last segment, which is allowed).
-    let segments: Vec<&str> = rest.split('/').collect();
-    let last = segments.len() - 1;
-    segments
-        .iter()
-        .enumerate()
-        .all(|(i, s)| !matches!(*s, "." | "..") && (!s.is_empty() || i == last))
+    // No dot segments, and no empty segment except a trailing one ("/a/").
+    let mut segments = rest.split('/').peekable();
+    while let Some(seg) = segments.next() {
+        if seg == "." || seg == ".." || (seg.is_empty() && segments.peek().is_some()) {
+            return false;
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ head -c $((10 << 20)) /dev/urandom > "$work/www/10m.bin"
 printf '<!doctype html><title>Sorry</title><h1>We are very busy</h1><p>Please retry in a minute.</p>\n' > "$work/503.html"
 chmod -R a+rX "$work"
 
-ORIGIN=$BASE; VIA_NGINX=$((BASE+1)); VIA_HAPROXY=$((BASE+2)); VIA_LIFEBOAT=$((BASE+3)); NGINX_503=$((BASE+4))
+ORIGIN=$BASE; VIA_NGINX=$((BASE+1)); VIA_HAPROXY=$((BASE+2)); VIA_LIFEBOAT=$((BASE+3)); NGINX_503=$((BASE+4)); LIFEBOAT_503=$((BASE+5))
 # Three nginx processes: the origin, the proxy, and the static 503. The proxy
 # must not share a process with the origin, or its origin hop would cost no
 # cross-process wake-up and it would be measured at an advantage over
@@ -91,7 +91,10 @@ CONF
 for n in origin proxy static503; do taskset -c 1 nginx -c "$work/nginx-$n.conf" & pids+=($!); done
 taskset -c 1 haproxy -f "$work/haproxy.cfg" & pids+=($!)
 taskset -c 1 ./target/release/lifeboat run --config "$work/lifeboat.toml" & pids+=($!)
-for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503; do
+sed -e "s/$VIA_LIFEBOAT/$LIFEBOAT_503/" "$work/lifeboat.toml" > "$work/lifeboat-degraded.toml"
+printf '[shedding]\nmode = "degraded"\n' >> "$work/lifeboat-degraded.toml"
+taskset -c 1 ./target/release/lifeboat run --config "$work/lifeboat-degraded.toml" & pids+=($!)
+for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503 $LIFEBOAT_503; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.bin" && break; sleep 0.05; done
 done
 
@@ -122,6 +125,8 @@ for r in $(seq "$ROUNDS"); do
     echo "  round $r $t: 1KiB $q req/s, 10MiB $m MiB/s" >&2
   done
   read -r q _ <<<"$(measure "http://127.0.0.1:$NGINX_503/" "$CONNS" yes)"; rps[nginx503]+="$q "
+  read -r q _ <<<"$(measure "http://127.0.0.1:$LIFEBOAT_503/" "$CONNS" yes)"; rps[lifeboat503]+="$q "
+  echo "  round $r 503: nginx $(echo "${rps[nginx503]}" | awk '{print $NF}') req/s, lifeboat apology $q req/s" >&2
   echo "round $r/$ROUNDS done" >&2
 done
 
@@ -137,4 +142,6 @@ done
 l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median); h=$(echo "${mib[haproxy]}" | median); lm=$(echo "${mib[lifeboat]}" | median)
 printf '\nlifeboat / nginx (1 KiB req/s): %.2f   (target >= 1.10)\n' "$(echo "$l / $n" | bc -l)"
 printf 'lifeboat / haproxy (10 MiB MiB/s): %.2f   (target >= 1.00)\n' "$(echo "$lm / $h" | bc -l)"
-printf 'nginx static 503: %.0f req/s\n' "$(echo "${rps[nginx503]}" | median)"
+n5=$(echo "${rps[nginx503]}" | median); l5=$(echo "${rps[lifeboat503]}" | median)
+printf 'nginx static 503: %.0f req/s; lifeboat apology: %.0f req/s\n' "$n5" "$l5"
+printf 'lifeboat apology / nginx 503: %.2f   (target >= 1.00)\n' "$(echo "$l5 / $n5" | bc -l)"
