@@ -40,7 +40,7 @@ fn main() {
         let origin_addr = origin.addr().expect("origin addr");
         tokio::spawn(origin.run());
         let lb_addr = closed_loop::start_lifeboat(&format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n"
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n[admin]\nlisten = \"off\"\n"
         ))
         .await;
 

@@ -94,7 +94,7 @@ fn main() {
         let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
         let origin_addr = origin.addr().expect("origin addr");
         tokio::spawn(origin.run());
-        let base = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n");
+        let base = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n[admin]\nlisten = \"off\"\n");
         let normal = start_lifeboat(&base).await;
         let degraded = start_lifeboat(&format!("{base}[shedding]\nmode = \"degraded\"\n")).await;
         let mut rounds = Vec::new();

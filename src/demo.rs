@@ -44,6 +44,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     logging::init(&config.log);
     let lifeboat = Lifeboat::bind(config).await?;
     let addr = lifeboat.http_addr().unwrap_or(opts.listen);
+    let admin = lifeboat.admin_addr();
     tokio::spawn(origin.run());
     println!("lifeboat demo");
     println!(
@@ -58,6 +59,12 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         "  open  http://{addr}/                              the release page, through lifeboat"
     );
     println!("  try   curl -o /dev/null http://{addr}/download/example-os-3.0.iso");
+    println!("  see   http://{addr}/.well-known/lifeboat/status        the public status page");
+    if let Some(admin) = admin {
+        println!(
+            "  admin http://{admin}/mode    (POST {{\"mode\":\"degraded\"}} to clear the boards by hand; /metrics)"
+        );
+    }
     println!("  stop  Ctrl-C");
     lifeboat.run(crate::listener::shutdown_signal()).await;
     Ok(())

@@ -29,6 +29,7 @@
 //!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
 
 pub mod access_log;
+pub mod admin;
 pub mod admission;
 pub mod apology;
 pub mod body;
@@ -38,8 +39,11 @@ pub mod demo;
 pub mod listener;
 pub mod logging;
 pub mod origin_sim;
+pub mod reload;
 pub mod runtime;
 pub mod stack;
+pub mod story;
+pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 

@@ -32,6 +32,17 @@ enum Command {
     },
     /// Start a simulated release-day origin with lifeboat in front of it.
     Demo(demo::Options),
+    /// Turn an incident journal into a report.
+    Story {
+        /// The journal (JSON lines).
+        journal: PathBuf,
+        /// markdown or json.
+        #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
+        format: String,
+        /// Only events at or after this time (RFC 3339, e.g. 2026-11-21T18:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +51,11 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config_path),
         Command::Check { file } => return check(&file),
+        Command::Story {
+            journal,
+            format,
+            since,
+        } => story(&journal, &format, since.as_deref()),
         Command::Demo(opts) => {
             runtime().and_then(|rt| rt.block_on(demo::run(opts)).map_err(Into::into))
         }
@@ -63,7 +79,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     logging::init(&config.log);
     runtime()?.block_on(async {
-        let lifeboat = Lifeboat::bind(config).await?;
+        let lifeboat = Lifeboat::bind_with_path(config, Some(path)).await?;
         if let Some(a) = lifeboat.http_addr() {
             tracing::info!(address = %a, "listening (HTTP/1.1, h2c)");
         }
@@ -73,6 +89,24 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         lifeboat.run(lifeboat::listener::shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn story(journal: &std::path::Path, format: &str, since: Option<&str>) -> anyhow::Result<()> {
+    use lifeboat::story::{journal as j, report};
+    let since = since
+        .map(|s| {
+            humantime::parse_rfc3339_weak(s).map_err(|e| {
+                anyhow::anyhow!("--since {s}: {e} (expected RFC 3339, like 2026-11-21T18:00:00Z)")
+            })
+        })
+        .transpose()?;
+    let records = j::read(journal).map_err(anyhow::Error::msg)?;
+    let episodes = report::episodes(&records, since);
+    match format {
+        "json" => println!("{}", report::json(&episodes)),
+        _ => print!("{}", report::markdown(&episodes)),
+    }
+    Ok(())
 }
 
 fn check(path: &std::path::Path) -> ExitCode {

@@ -6,16 +6,41 @@
 //! - the admission state (signals, mode, queues), which lives for the whole
 //!   process and carries over reloads;
 //! - the pre-rendered apology pages, re-rendered when the mode, the message
-//!   or the config changes, never per request.
+//!   or the config changes, never per request; the status pages, rendered
+//!   once a second;
+//! - the operator's controls (override with TTL, message), which survive
+//!   reloads, and the event sink that journals what happens.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Mode};
 use crate::apology::{Context, Pages};
 use crate::config::Config;
+use crate::story::status::{Numbers, Status, StatusPages};
+use crate::story::{Event, EventSink, Record};
 use crate::upstream::Upstream;
+
+/// An operator's forced mode.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// The mode held.
+    pub mode: Mode,
+    /// When it lapses (`None`: until lifted).
+    pub until: Option<Instant>,
+    /// The operator's reason.
+    pub reason: String,
+}
+
+/// What a reload changed that only a restart applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeedsRestart(pub Vec<&'static str>);
 
 /// One configuration version and what was built from it.
 pub struct Runtime {
@@ -42,12 +67,20 @@ pub struct Shared {
     /// Signals, mode and queues.
     pub admission: Admission,
     pages: ArcSwap<Pages>,
-    message: Mutex<String>,
+    status: ArcSwap<StatusPages>,
+    message: Mutex<(String, SystemTime)>,
+    overridden: Mutex<Option<Override>>,
+    generation: AtomicU64,
+    /// Where events go (journal, webhooks).
+    pub events: EventSink,
+    events_rx: Mutex<Option<mpsc::Receiver<Record>>>,
+    /// The config file, for reloads (`None`: inline config, no reload).
+    pub config_path: Option<PathBuf>,
 }
 
 impl Shared {
-    /// Shared state starting from `config`.
-    pub fn new(config: Config) -> Arc<Self> {
+    /// Shared state starting from `config` (read from `config_path`, if any).
+    pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
         let admission = Admission::new(&config);
         let message = config.apology.message.clone();
         let pages = Pages::render(&Context {
@@ -56,12 +89,31 @@ impl Shared {
             since: admission.since(),
             message: &message,
         });
+        let status = Status::new(
+            admission.view().mode.as_str(),
+            admission.since(),
+            None,
+            Numbers::default(),
+        )
+        .render();
+        let (events, rx) = EventSink::new();
         Arc::new(Shared {
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),
-            message: Mutex::new(message),
+            status: ArcSwap::from_pointee(status),
+            message: Mutex::new((message, SystemTime::now())),
+            overridden: Mutex::new(None),
+            generation: AtomicU64::new(1),
+            events,
+            events_rx: Mutex::new(Some(rx)),
+            config_path,
         })
+    }
+
+    /// The receiving end of the event sink, for the writer task (once).
+    pub fn take_events(&self) -> Option<mpsc::Receiver<Record>> {
+        self.events_rx.lock().ok()?.take()
     }
 
     /// The current version, held for as long as the caller needs it.
@@ -76,7 +128,126 @@ impl Shared {
 
     /// The operator's message.
     pub fn message(&self) -> String {
-        self.message.lock().map(|m| m.clone()).unwrap_or_default()
+        self.message.lock().map(|m| m.0.clone()).unwrap_or_default()
+    }
+
+    /// The operator's message and when it was set.
+    pub fn message_with_time(&self) -> (String, SystemTime) {
+        self.message
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or((String::new(), SystemTime::UNIX_EPOCH))
+    }
+
+    /// Sets the operator's message: on the apology page at once, journaled.
+    pub fn set_message(&self, text: &str) {
+        if let Ok(mut m) = self.message.lock() {
+            *m = (text.to_string(), SystemTime::now());
+        }
+        self.rerender_pages();
+        self.events.emit(Event::Message {
+            text: text.to_string(),
+        });
+    }
+
+    /// The current override, if any.
+    pub fn override_mode(&self) -> Option<Override> {
+        self.overridden.lock().ok()?.clone()
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the operator's override.
+    pub fn set_override(&self, o: Option<Override>, ttl_text: Option<String>) {
+        let event = match &o {
+            Some(o) => Event::OverrideSet {
+                mode: o.mode.as_str().into(),
+                ttl: ttl_text,
+                reason: o.reason.clone(),
+            },
+            None => Event::OverrideSet {
+                mode: "auto".into(),
+                ttl: None,
+                reason: "override lifted".into(),
+            },
+        };
+        if let Ok(mut cur) = self.overridden.lock() {
+            *cur = o;
+        }
+        self.events.emit(event);
+        // Apply it now, through the same path as every mode change (log,
+        // metrics, journal, page), rather than at the next tick.
+        crate::admission::ticker::step(self, Instant::now());
+    }
+
+    /// Lifts an override whose TTL has passed; true if one lapsed.
+    pub fn expire_override(&self, now: Instant) -> bool {
+        let Ok(mut cur) = self.overridden.lock() else {
+            return false;
+        };
+        match cur.as_ref() {
+            Some(o) if o.until.is_some_and(|u| now >= u) => {
+                let mode = o.mode.as_str().to_string();
+                *cur = None;
+                drop(cur);
+                tracing::warn!(
+                    mode,
+                    "operator override expired; back to the configured mode"
+                );
+                self.events.emit(Event::OverrideExpired { mode });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The config generation: 1 at start, +1 per accepted reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Swaps in a validated config as one unit. In-flight requests keep the
+    /// version they started with. Returns what only a restart can apply.
+    pub fn swap(&self, config: Config) -> NeedsRestart {
+        let old = self.runtime();
+        let mut restart = Vec::new();
+        if old.config.listen.http != config.listen.http
+            || old.config.listen.https.as_ref().map(|h| h.0)
+                != config.listen.https.as_ref().map(|h| h.0)
+        {
+            restart.push("listen addresses");
+        }
+        if old.config.admin.listen != config.admin.listen {
+            restart.push("admin.listen");
+        }
+        if old.config.shedding.window_secs != config.shedding.window_secs {
+            restart.push("shedding.window");
+        }
+        if old.config.story.journal != config.story.journal
+            || old.config.story.webhooks.len() != config.story.webhooks.len()
+        {
+            restart.push("journal and webhooks");
+        }
+        self.admission.reconfigure(&config);
+        self.current.store(Arc::new(Runtime::new(config)));
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.rerender_pages();
+        NeedsRestart(restart)
+    }
+
+    /// The status pages as rendered last.
+    pub fn status(&self) -> Arc<StatusPages> {
+        self.status.load_full()
+    }
+
+    /// Renders the status pages from `numbers` (the ticker, once a second).
+    pub fn render_status(&self, numbers: Numbers) {
+        let (text, at) = self.message_with_time();
+        let status = Status::new(
+            self.admission.view().mode.as_str(),
+            self.admission.since(),
+            Some((&text, at)),
+            numbers,
+        );
+        self.status.store(Arc::new(status.render()));
     }
 
     /// Renders the apology pages again (mode, message or config changed).

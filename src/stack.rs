@@ -27,6 +27,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -84,6 +85,11 @@ impl Gateway {
         exchange: &mut Exchange,
     ) -> Response<ResponseBody> {
         let asked = Asked::from_request(req.method(), req.headers());
+        // The status endpoint answers from memory: never shed, never proxied,
+        // up while the origin is down.
+        if req.uri().path() == rt.config.story.status_path {
+            return self.status(&req);
+        }
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -94,25 +100,33 @@ impl Gateway {
             .routes
             .classify(req.method(), host, req.uri().path());
         exchange.set_class(class);
-
         let admission = &self.shared.admission;
+        admission.tally.requests[class.index()].fetch_add(1, Relaxed);
+
         let view = admission.view();
         let may_queue = match decide(class, view.mode, view.admit_fraction, fastrand::f64()) {
             Decision::Admit { queue } => queue,
-            Decision::Shed(reason) => return self.shed(exchange, reason, asked),
+            Decision::Shed(reason) => return self.shed(exchange, class, reason, asked),
         };
         match self.admit(rt, class, may_queue).await {
             Ok(held) => exchange.hold(held),
-            Err(reason) => return self.shed(exchange, reason, asked),
+            Err(reason) => return self.shed(exchange, class, reason, asked),
         }
 
         let started = Instant::now();
         match rt.upstream.forward(req, &self.conn.inbound).await {
             Ok(forwarded) => {
+                let ttfb = started.elapsed();
                 let failed = forwarded.response.status().is_server_error();
-                admission
-                    .window
-                    .record_origin(Some(started.elapsed()), failed);
+                admission.window.record_origin(Some(ttfb), failed);
+                metrics::histogram!("lifeboat_origin_ttfb_seconds").record(ttfb.as_secs_f64());
+                if failed {
+                    metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
+                        .increment(1);
+                } else {
+                    admission.tally.served[class.index()].fetch_add(1, Relaxed);
+                }
+                metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "proxied").increment(1);
                 if let Some(tunnel) = forwarded.tunnel {
                     tunnel.spawn((self.conn.activity.begin(), self.conn.drain.clone()));
                 }
@@ -120,11 +134,13 @@ impl Gateway {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "origin request failed");
-                let reason = ShedReason::for_upstream(&err);
-                if let Some(reason) = reason {
+                if let Some(reason) = ShedReason::for_upstream(&err) {
                     admission.window.record_origin(None, true);
-                    exchange.set_shed(reason);
+                    metrics::counter!("lifeboat_origin_failures_total", "kind" => reason.as_str())
+                        .increment(1);
+                    return self.shed(exchange, class, reason, asked);
                 }
+                metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "client-error").increment(1);
                 apology::for_upstream(&self.shared.pages(), &err, asked)
             }
         }
@@ -153,7 +169,9 @@ impl Gateway {
             .origin
             .acquire(class.index(), may_queue, timeout)
             .await;
-        admission.window.record_queue_wait(waiting.elapsed());
+        let waited = waiting.elapsed();
+        admission.window.record_queue_wait(waited);
+        metrics::histogram!("lifeboat_queue_wait_seconds").record(waited.as_secs_f64());
         held.origin = Some(permit.map_err(|r| match r {
             Refused::Full => ShedReason::QueueFull,
             Refused::Timeout => ShedReason::QueueTimeout,
@@ -164,11 +182,47 @@ impl Gateway {
     fn shed(
         &self,
         exchange: &mut Exchange,
+        class: RouteClass,
         reason: ShedReason,
         asked: Asked,
     ) -> Response<ResponseBody> {
         exchange.set_shed(reason);
+        self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
+        metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
+        metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
         apology::respond(&self.shared.pages(), reason, asked)
+    }
+
+    /// The public status endpoint: JSON, or HTML for a browser.
+    fn status(&self, req: &Request<Incoming>) -> Response<ResponseBody> {
+        let pages = self.shared.status();
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (body, ctype) = if accept.contains("text/html") {
+            (pages.html.clone(), "text/html; charset=utf-8")
+        } else {
+            (pages.json.clone(), "application/json")
+        };
+        let head = req.method() == http::Method::HEAD;
+        let mut resp = Response::new(if head {
+            ResponseBody::empty()
+        } else {
+            ResponseBody::full(body)
+        });
+        let h = resp.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(ctype),
+        );
+        h.insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-cache, max-age=1"),
+        );
+        h.insert(http::header::VARY, http::HeaderValue::from_static("accept"));
+        resp
     }
 }
 

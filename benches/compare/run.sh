@@ -86,6 +86,8 @@ url = "http://127.0.0.1:$ORIGIN"
 [log]
 level = "error"
 access = false
+[admin]
+listen = "off"
 CONF
 
 for n in origin proxy static503; do taskset -c 1 nginx -c "$work/nginx-$n.conf" & pids+=($!); done

@@ -42,6 +42,62 @@ pub struct Held {
     pub origin: Option<Permit>,
 }
 
+/// Outcome counts since start, per class and per shed reason (relaxed
+/// atomics, one add per request). The ticker turns them into rates.
+#[derive(Default)]
+pub struct Tally {
+    /// Requests per class, all outcomes.
+    pub requests: [AtomicU64; 3],
+    /// Requests per class answered by the origin without a 5xx.
+    pub served: [AtomicU64; 3],
+    /// Apologies per reason (`ShedReason as usize`).
+    pub shed: [AtomicU64; 7],
+}
+
+impl Tally {
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> TallySnapshot {
+        let load = |a: &[AtomicU64]| {
+            a.iter()
+                .map(|x| x.load(Ordering::Relaxed))
+                .collect::<Vec<_>>()
+        };
+        TallySnapshot {
+            requests: load(&self.requests),
+            served: load(&self.served),
+            shed: load(&self.shed),
+        }
+    }
+}
+
+/// Counter values at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TallySnapshot {
+    /// Per class.
+    pub requests: Vec<u64>,
+    /// Per class.
+    pub served: Vec<u64>,
+    /// Per reason.
+    pub shed: Vec<u64>,
+}
+
+impl TallySnapshot {
+    /// `self - earlier`, counter by counter.
+    pub fn since(&self, earlier: &TallySnapshot) -> TallySnapshot {
+        let sub = |a: &[u64], b: &[u64]| {
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| x - b.get(i).copied().unwrap_or(0))
+                .collect()
+        };
+        TallySnapshot {
+            requests: sub(&self.requests, &earlier.requests),
+            served: sub(&self.served, &earlier.served),
+            shed: sub(&self.shed, &earlier.shed),
+        }
+    }
+}
+
 /// The published mode: what every request reads, with one load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct View {
@@ -61,6 +117,8 @@ pub struct Admission {
     pub origin: Arc<Limiter>,
     /// The primary class's own slots (unlimited when not configured).
     pub primary: Arc<Limiter>,
+    /// Outcome counts.
+    pub tally: Tally,
     view: AtomicU64,
     machine: Mutex<Machine>,
     since: Mutex<SystemTime>,
@@ -83,6 +141,7 @@ impl Admission {
                 config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
                 o.queue_max,
             ),
+            tally: Tally::default(),
             view: AtomicU64::new(0),
             machine: Mutex::new(Machine::new(mode, tokio::time::Instant::now())),
             since: Mutex::new(SystemTime::now()),
@@ -140,26 +199,6 @@ impl Admission {
             inflight: self.inflight.total(),
             ..self.window.summarise(min_samples)
         }
-    }
-
-    /// Puts lifeboat in `mode` now, as an operator would. In `auto` the
-    /// machine carries on from there (a forced degrade recovers through the
-    /// usual exit conditions and ramp). Returns the transition, if any.
-    pub fn force(&self, mode: Mode, cause: &str) -> Option<Transition> {
-        let now = tokio::time::Instant::now();
-        let signals = self.signals(1);
-        let t = self.machine.lock().ok()?.force(mode, now, cause, signals)?;
-        let fraction = if mode == Mode::Normal { 1.0 } else { 0.0 };
-        self.publish(View {
-            mode,
-            admit_fraction: fraction,
-        });
-        if let Ok(mut since) = self.since.lock() {
-            *since = SystemTime::now();
-        }
-        self.changes.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(to = mode.as_str(), cause, "mode forced");
-        Some(t)
     }
 
     /// Applies new limits from a reloaded config.

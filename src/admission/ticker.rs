@@ -1,48 +1,65 @@
 //! The ticker: every `[shedding] tick`, summarise the signals, advance the
-//! mode machine (or apply the forced mode), publish the result, and log,
-//! count and re-render the apology page on a change. The window slides by
-//! one slot each second. One task; the hot path never waits for it.
+//! mode machine (or apply the operator's override, or the configured forced
+//! mode), publish the result; on a change, log it with its cause, count it,
+//! journal it and re-render the apology page. Once a second it also slides
+//! the signal window, renders the status endpoint from the tallies, and,
+//! while not normal, journals counters every `[journal] counters_every`.
+//! One task; the hot path never waits for it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::{Mode, Transition, View};
+use super::{Mode, TallySnapshot, Transition, View};
+use crate::apology::ShedReason;
+use crate::classify::RouteClass;
 use crate::config::ModeSetting;
 use crate::runtime::Shared;
+use crate::story::Event;
+use crate::story::status::Numbers;
 
 /// Runs until the process ends.
 pub async fn run(shared: Arc<Shared>) {
-    let mut last_rotation = Instant::now();
+    let mut last_second = Instant::now();
+    let mut report = Reporter::new(&shared);
     loop {
         let tick = shared.runtime().config.shedding.tick;
         tokio::time::sleep(tick).await;
         let now = Instant::now();
-        while now - last_rotation >= Duration::from_secs(1) {
+        while now - last_second >= Duration::from_secs(1) {
             shared.admission.window.rotate();
-            last_rotation += Duration::from_secs(1);
+            last_second += Duration::from_secs(1);
+            report.second(&shared, now);
         }
-        step(&shared, now);
+        report.peak_inflight = report.peak_inflight.max(shared.admission.inflight.total());
+        if let Some(t) = step(&shared, now) {
+            report.transition(&shared, &t, now);
+        }
     }
 }
 
 /// One evaluation at `now`. Public for tests that drive time themselves.
 pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
+    shared.expire_override(now);
     let rt = shared.runtime();
     let cfg = &rt.config.shedding;
     let admission = &shared.admission;
     let signals = admission.signals(cfg.min_samples);
+    let forced = match (shared.override_mode(), cfg.mode) {
+        (Some(o), _) => Some((o.mode, "operator override")),
+        (None, ModeSetting::Degraded) => Some((Mode::Degraded, "forced by config")),
+        (None, ModeSetting::Normal) => Some((Mode::Normal, "forced by config")),
+        (None, ModeSetting::Auto) => None,
+    };
     let (transition, view) = {
         let Ok(mut machine) = admission.machine.lock() else {
             return None;
         };
-        let t = match cfg.mode {
-            ModeSetting::Auto => machine.tick(now, &signals, cfg),
-            ModeSetting::Degraded => {
-                machine.force(Mode::Degraded, now, "forced by config", signals)
-            }
-            ModeSetting::Normal => machine.force(Mode::Normal, now, "forced by config", signals),
+        let t = match forced {
+            Some((mode, why)) => machine.force(mode, now, why, signals),
+            None => machine.tick(now, &signals, cfg),
         };
         (
             t,
@@ -60,6 +77,7 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
         admission
             .changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("lifeboat_mode_changes_total", "from" => t.from.as_str(), "to" => t.to.as_str()).increment(1);
         shared.rerender_pages();
         tracing::warn!(
             from = t.from.as_str(),
@@ -72,6 +90,99 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
             samples = t.signals.samples,
             "mode changed"
         );
+        shared.events.emit(Event::ModeChanged {
+            from: t.from.as_str().into(),
+            to: t.to.as_str().into(),
+            cause: t.cause.clone(),
+            inflight: t.signals.inflight,
+            ttfb_p95_ms: t.signals.ttfb_p95.map(|d| d.as_millis() as u64),
+            failure_rate: t.signals.failure_rate,
+            queue_wait_p95_ms: t.signals.queue_wait_p95.map(|d| d.as_millis() as u64),
+        });
     }
     transition
+}
+
+/// Per-second bookkeeping: status numbers and journaled counters.
+struct Reporter {
+    last: TallySnapshot,
+    at_counters: TallySnapshot,
+    counters_since: Instant,
+    peak_inflight: usize,
+}
+
+impl Reporter {
+    fn new(shared: &Shared) -> Self {
+        let t = shared.admission.tally.snapshot();
+        Reporter {
+            last: t.clone(),
+            at_counters: t,
+            counters_since: Instant::now(),
+            peak_inflight: 0,
+        }
+    }
+
+    fn second(&mut self, shared: &Shared, now: Instant) {
+        let t = shared.admission.tally.snapshot();
+        let d = t.since(&self.last);
+        self.last = t.clone();
+        let p = RouteClass::Primary.index();
+        let primary = d.requests.get(p).copied().unwrap_or(0);
+        shared.render_status(Numbers {
+            requests_per_s: d.requests.iter().sum::<u64>() as f64,
+            shed_per_s: d.shed.iter().sum::<u64>() as f64,
+            inflight: shared.admission.inflight.total(),
+            primary_success_rate: (primary > 0)
+                .then(|| d.served.get(p).copied().unwrap_or(0) as f64 / primary as f64),
+        });
+        let every = shared.runtime().config.story.counters_every;
+        if shared.admission.view().mode != Mode::Normal && now - self.counters_since >= every {
+            self.counters(shared, now);
+        }
+    }
+
+    fn transition(&mut self, shared: &Shared, t: &Transition, now: Instant) {
+        if t.from == Mode::Normal {
+            // An episode starts: count from here.
+            self.at_counters = shared.admission.tally.snapshot();
+            self.counters_since = now;
+            self.peak_inflight = shared.admission.inflight.total();
+        } else if t.to == Mode::Normal {
+            // The episode ends: the last counters close it.
+            self.counters(shared, now);
+        }
+    }
+
+    fn counters(&mut self, shared: &Shared, now: Instant) {
+        let t = shared.admission.tally.snapshot();
+        let d = t.since(&self.at_counters);
+        let served = |c: RouteClass| d.served.get(c.index()).copied().unwrap_or(0);
+        let shed: BTreeMap<String, u64> = ShedReason::ALL
+            .iter()
+            .filter_map(|r| {
+                d.shed
+                    .get(*r as usize)
+                    .filter(|n| **n > 0)
+                    .map(|n| (r.as_str().to_string(), *n))
+            })
+            .collect();
+        let min_samples = shared.runtime().config.shedding.min_samples;
+        shared.events.emit(Event::Counters {
+            mode: shared.admission.view().mode.as_str().into(),
+            seconds: (now - self.counters_since).as_secs_f64(),
+            primary_served: served(RouteClass::Primary),
+            keep_served: served(RouteClass::Keep),
+            normal_served: served(RouteClass::Normal),
+            shed,
+            peak_inflight: self.peak_inflight,
+            ttfb_p95_ms: shared
+                .admission
+                .signals(min_samples)
+                .ttfb_p95
+                .map(|d| d.as_millis() as u64),
+        });
+        self.at_counters = t;
+        self.counters_since = now;
+        self.peak_inflight = shared.admission.inflight.total();
+    }
 }

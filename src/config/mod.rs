@@ -8,6 +8,7 @@
 //!
 //! Any failure is a [`ConfigError`] naming file, line, column and key.
 
+mod control_rules;
 mod error;
 mod raw;
 mod shed_rules;
@@ -46,6 +47,12 @@ pub struct Config {
     pub routes: crate::classify::Routes,
     /// The apology page.
     pub apology: Apology,
+    /// The admin listener.
+    pub admin: Admin,
+    /// Status endpoint, journal, webhooks.
+    pub story: Story,
+    /// Live reload.
+    pub reload: Reload,
 }
 
 /// Public listeners: plain HTTP (h1 and h2c) and/or HTTPS (h1 and h2 by ALPN).
@@ -257,6 +264,46 @@ pub struct Apology {
     pub retry_jitter: Duration,
     /// Link to the status endpoint.
     pub status_url: String,
+}
+
+/// The admin listener: metrics, health, mode, message, reload, config.
+#[derive(Clone)]
+pub struct Admin {
+    /// Where it listens (`None`: off).
+    pub listen: Option<SocketAddr>,
+    /// Bearer token for mutating endpoints (required off loopback).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Telling the story.
+#[derive(Debug, Clone)]
+pub struct Story {
+    /// Public status endpoint path.
+    pub status_path: String,
+    /// Journal file (`None`: off).
+    pub journal: Option<PathBuf>,
+    /// Counters are journaled this often while not normal.
+    pub counters_every: Duration,
+    /// Webhook targets.
+    pub webhooks: Vec<crate::story::webhook::Target>,
+}
+
+/// Live reload.
+#[derive(Debug, Clone)]
+pub struct Reload {
+    /// Watch the config file (and its directory) for changes.
+    pub watch: bool,
+    /// Wait this long after a change before reading the file.
+    pub debounce: Duration,
 }
 
 /// Reads, parses and validates the config file at `path`.

@@ -29,6 +29,15 @@ pub struct RawConfig {
     pub route: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     pub apology: RawApology,
+    pub admin: Option<Spanned<RawAdmin>>,
+    #[serde(default)]
+    pub status: RawStatus,
+    #[serde(default)]
+    pub journal: RawJournal,
+    #[serde(default)]
+    pub reload: RawReload,
+    #[serde(default)]
+    pub webhook: Vec<Spanned<RawWebhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,4 +158,40 @@ pub struct RawApology {
     pub retry_after: S<Duration>,
     pub retry_jitter: S<Duration>,
     pub status_url: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: S<String>,
+    pub token_file: S<String>,
+    pub token_env: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatus {
+    pub path: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournal {
+    pub path: S<String>,
+    pub counters_every: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReload {
+    pub watch: Option<bool>,
+    pub debounce: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: S<String>,
+    pub timeout: S<Duration>,
+    pub retries: S<i64>,
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawApology, RawRoute, RawShedding};
+use super::raw::{RawApology, RawRoute, RawShedding, RawStatus};
 use super::validate::Ctx;
 use super::{Apology, ConfigError, Enter, Exit, ModeSetting, Shedding};
 use crate::classify::{Pattern, Route, RouteClass, Routes};
@@ -42,7 +42,8 @@ const SIGNED: &str = "The release team";
 /// sent away together do not return together.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
 const RETRY_JITTER: Duration = Duration::from_secs(30);
-const STATUS_URL: &str = "/.well-known/lifeboat/status";
+/// The status endpoint's default path (RFC 8615 well-known space).
+pub(super) const STATUS_URL: &str = "/.well-known/lifeboat/status";
 
 pub(super) fn shedding(
     ctx: &Ctx<'_>,
@@ -241,7 +242,11 @@ fn route(ctx: &Ctx<'_>, i: usize, raw: &Spanned<RawRoute>) -> Result<Route, Conf
     })
 }
 
-pub(super) fn apology(ctx: &Ctx<'_>, a: &RawApology) -> Result<Apology, ConfigError> {
+pub(super) fn apology(
+    ctx: &Ctx<'_>,
+    a: &RawApology,
+    status: &RawStatus,
+) -> Result<Apology, ConfigError> {
     let (template, template_source) = match &a.template {
         None => (
             DEFAULT_TEMPLATE.to_string(),
@@ -262,7 +267,8 @@ pub(super) fn apology(ctx: &Ctx<'_>, a: &RawApology) -> Result<Apology, ConfigEr
         v.as_ref()
             .map_or_else(|| default.to_string(), |v| v.get_ref().clone())
     };
-    let status_url = text(&a.status_url, STATUS_URL);
+    // The page links to lifeboat's own status endpoint unless told otherwise.
+    let status_url = text(&a.status_url, &text(&status.path, STATUS_URL));
     if !status_url.starts_with('/')
         && !status_url.starts_with("https://")
         && !status_url.starts_with("http://")

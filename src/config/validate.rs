@@ -171,7 +171,10 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         log: log(ctx, &raw.log)?,
         shedding: super::shed_rules::shedding(ctx, raw.shedding.as_ref())?,
         routes: super::shed_rules::routes(ctx, &raw.route)?,
-        apology: super::shed_rules::apology(ctx, &raw.apology)?,
+        apology: super::shed_rules::apology(ctx, &raw.apology, &raw.status)?,
+        admin: super::control_rules::admin(ctx, raw.admin.as_ref())?,
+        story: super::control_rules::story(ctx, &raw.status, &raw.journal, &raw.webhook)?,
+        reload: super::control_rules::reload(ctx, &raw.reload)?,
     })
 }
 

@@ -45,11 +45,20 @@ pub struct Lifeboat {
     shared: Arc<Shared>,
     http: Option<TcpListener>,
     https: Option<TcpListener>,
+    admin: Option<TcpListener>,
 }
 
 impl Lifeboat {
     /// Binds the configured listeners. Fails if an address is in use.
     pub async fn bind(config: Config) -> io::Result<Self> {
+        Self::bind_with_path(config, None).await
+    }
+
+    /// Binds, remembering the config file for reloads.
+    pub async fn bind_with_path(
+        config: Config,
+        path: Option<std::path::PathBuf>,
+    ) -> io::Result<Self> {
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -63,10 +72,15 @@ impl Lifeboat {
             Some((a, _)) => Some(bind(*a).await?),
             None => None,
         };
+        let admin = match config.admin.listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
         Ok(Lifeboat {
-            shared: Shared::new(config),
+            shared: Shared::new(config, path),
             http,
             https,
+            admin,
         })
     }
 
@@ -80,6 +94,11 @@ impl Lifeboat {
         self.https.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The admin listener's actual address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The live shared state.
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
@@ -88,13 +107,13 @@ impl Lifeboat {
     /// Serves until `shutdown` completes, then stops accepting and waits up
     /// to `shutdown.drain_timeout` for in-flight requests. Returns whether
     /// everything finished in time.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> bool {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> bool {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (drain_tx, mut drain_rx) = mpsc::channel::<()>(1);
         let limit = Arc::new(Semaphore::new(
             self.shared.runtime().config.limits.max_connections,
         ));
-        for (listener, tls) in [(self.http, false), (self.https, true)] {
+        for (listener, tls) in [(self.http.take(), false), (self.https.take(), true)] {
             if let Some(listener) = listener {
                 let acceptor = Acceptor {
                     shared: self.shared.clone(),
@@ -106,9 +125,15 @@ impl Lifeboat {
                 tokio::spawn(acceptor.run(listener));
             }
         }
-        let ticker = tokio::spawn(crate::admission::ticker::run(self.shared.clone()));
+        let background = self.start_control();
         shutdown.await;
-        ticker.abort();
+        for task in background.tasks {
+            task.abort();
+        }
+        background
+            .admin
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let drain_timeout = self.shared.runtime().config.shutdown.drain_timeout;
         tracing::info!(
             ?drain_timeout,
@@ -124,9 +149,57 @@ impl Lifeboat {
         } else {
             tracing::warn!("drain timeout reached; closing remaining connections");
         }
+        self.shared.events.emit(crate::story::Event::Stopped);
+        self.shared.events.flush(Duration::from_secs(2)).await;
         drained
     }
+
+    /// Starts what runs beside the listeners: the ticker, the journal and
+    /// webhook writer, the admin API, and the reload triggers.
+    fn start_control(&mut self) -> Control {
+        crate::telemetry::install();
+        let shared = self.shared.clone();
+        let rt = shared.runtime();
+        let mut tasks = vec![tokio::spawn(crate::admission::ticker::run(shared.clone()))];
+        if let Some(rx) = shared.take_events() {
+            let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
+            let done = shared.events.done.clone();
+            tokio::spawn(crate::story::journal::run(
+                rt.config.story.journal.clone(),
+                webhooks,
+                rx,
+                done,
+            ));
+        }
+        let admin = Arc::new(crate::admin::AdminState {
+            shared: shared.clone(),
+            draining: Default::default(),
+        });
+        if let Some(listener) = self.admin.take() {
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!(address = %a, "admin listening");
+            }
+            tasks.push(tokio::spawn(crate::admin::serve(listener, admin.clone())));
+        }
+        if shared.config_path.is_some() {
+            tasks.push(tokio::spawn(crate::reload::on_sighup(shared.clone())));
+            tasks.push(tokio::spawn(crate::reload::watch(shared.clone())));
+        }
+        shared.events.emit(crate::story::Event::Started {
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: rt.config.source.clone(),
+        });
+        Control { tasks, admin }
+    }
 }
+
+/// The background tasks of a running lifeboat.
+struct Control {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    admin: Arc<crate::admin::AdminState>,
+}
+
+impl Lifeboat {}
 
 struct Acceptor {
     shared: Arc<Shared>,

@@ -287,7 +287,14 @@ async fn a_download_in_flight_survives_the_flip() {
         .await
         .unwrap();
     let mut got = resp.chunk().await.unwrap().unwrap().len() as u64;
-    lb.shared.admission.force(Mode::Degraded, "test");
+    lb.shared.set_override(
+        Some(::lifeboat::runtime::Override {
+            mode: Mode::Degraded,
+            until: None,
+            reason: "test".into(),
+        }),
+        None,
+    );
     assert_eq!(
         client()
             .get(lb.url("/news"))

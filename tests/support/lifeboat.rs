@@ -34,6 +34,7 @@ pub fn lifeboat_to(origin_url: &str) -> Harness {
     .set("listen.http", "\"127.0.0.1:0\"")
     .set("origin.url", &format!("\"{origin_url}\""))
     .set("log.level", "\"warn\"")
+    .set("admin.listen", "\"127.0.0.1:0\"")
 }
 
 impl Harness {
@@ -97,6 +98,7 @@ pub async fn start_config(config: lifeboat::config::Config) -> Running {
         let http = server.http_addr();
         let https = server.https_addr();
         let shared = server.shared();
+        let admin = server.admin_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -105,6 +107,7 @@ pub async fn start_config(config: lifeboat::config::Config) -> Running {
             http,
             https,
             shared,
+            admin,
             stop: Some(stop),
             done: Some(done),
         }
@@ -117,6 +120,8 @@ pub struct Running {
     pub http: Option<SocketAddr>,
     /// TLS listener.
     pub https: Option<SocketAddr>,
+    /// Admin listener.
+    pub admin: Option<SocketAddr>,
     /// The live state: mode, signals, queues.
     pub shared: std::sync::Arc<lifeboat::runtime::Shared>,
     stop: Option<oneshot::Sender<()>>,

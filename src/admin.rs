@@ -1,0 +1,246 @@
+//! The admin listener (loopback by default): what the operator uses during
+//! a stampede.
+//!
+//! | endpoint | |
+//! |---|---|
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 while serving, 503 once draining |
+//! | `GET /mode` | mode, since, override, signals |
+//! | `POST /mode` | `{"mode": "degraded"\|"normal"\|"auto", "ttl": "30m", "reason": "…"}` |
+//! | `POST /message` | `{"text": "…"}`: the live message on the apology and status pages |
+//! | `GET /config` | the effective configuration, secrets redacted |
+//! | `POST /reload` | re-read the config file |
+//!
+//! Mutating endpoints (`POST`) require `Authorization: Bearer <token>` when
+//! a token is configured, which it must be off loopback. A wrong or missing
+//! token gets 401 and changes nothing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::admission::Mode;
+use crate::reload::{self, Outcome};
+use crate::runtime::{Override, Shared};
+
+/// Request bodies larger than this are refused: these are small JSON documents.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Admin state: the shared state and whether lifeboat is draining.
+pub struct AdminState {
+    /// The live state.
+    pub shared: Arc<Shared>,
+    /// Set when shutdown begins: `/readyz` turns 503.
+    pub draining: AtomicBool,
+}
+
+/// Serves the admin API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn json_reply(status: StatusCode, v: serde_json::Value) -> Resp {
+    reply(status, "application/json", format!("{v}\n"))
+}
+
+fn error(status: StatusCode, msg: &str) -> Resp {
+    json_reply(status, json!({ "error": msg }))
+}
+
+async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+    let shared = &state.shared;
+    let path = req.uri().path().to_string();
+    if req.method() == Method::POST && !authorised(shared, &req) {
+        return Ok(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
+    }
+    Ok(match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/metrics") => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            crate::telemetry::render(shared),
+        ),
+        (Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
+        (Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
+            reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
+        }
+        (Method::GET, "/readyz") => reply(StatusCode::OK, "text/plain", "ready\n"),
+        (Method::GET, "/mode") => json_reply(StatusCode::OK, mode_json(shared)),
+        (Method::POST, "/mode") => match body::<ModeRequest>(req).await {
+            Ok(m) => set_mode(shared, m),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        },
+        (Method::POST, "/message") => match body::<MessageRequest>(req).await {
+            Ok(m) => {
+                shared.set_message(&m.text);
+                json_reply(StatusCode::OK, json!({ "message": m.text }))
+            }
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        },
+        (Method::GET, "/config") => reply(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{:#?}\n", shared.runtime().config),
+        ),
+        (Method::POST, "/reload") => match reload::reload(shared, "admin") {
+            Outcome::Accepted {
+                generation,
+                needs_restart,
+            } => json_reply(
+                StatusCode::OK,
+                json!({ "generation": generation, "needs_restart": needs_restart }),
+            ),
+            Outcome::Rejected(e) => {
+                json_reply(StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": e }))
+            }
+            Outcome::NoFile => error(
+                StatusCode::CONFLICT,
+                "lifeboat was not started from a config file",
+            ),
+        },
+        (_, "/metrics" | "/healthz" | "/readyz" | "/mode" | "/message" | "/config" | "/reload") => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    })
+}
+
+fn authorised(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let rt = shared.runtime();
+    let Some(token) = rt.config.admin.token.as_deref() else {
+        return true;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare in constant time so the token cannot be guessed byte by byte.
+    given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, String> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read the body: {e}"))?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeRequest {
+    mode: String,
+    ttl: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageRequest {
+    text: String,
+}
+
+fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
+    let mode = match m.mode.as_str() {
+        "degraded" => Some(Mode::Degraded),
+        "normal" => Some(Mode::Normal),
+        "auto" => None,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("mode must be \"degraded\", \"normal\" or \"auto\", not \"{other}\""),
+            );
+        }
+    };
+    let ttl = match m.ttl.as_deref().map(humantime::parse_duration).transpose() {
+        Ok(t) => t,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ttl must be a duration like \"30m\"",
+            );
+        }
+    };
+    let reason = m.reason.unwrap_or_else(|| "no reason given".into());
+    let o = mode.map(|mode| Override {
+        mode,
+        until: ttl.map(|t| tokio::time::Instant::now() + t),
+        reason,
+    });
+    shared.set_override(o, m.ttl.clone());
+    json_reply(StatusCode::OK, mode_json(shared))
+}
+
+fn mode_json(shared: &Shared) -> serde_json::Value {
+    let rt = shared.runtime();
+    let view = shared.admission.view();
+    let s = shared.admission.signals(rt.config.shedding.min_samples);
+    let o = shared.override_mode();
+    json!({
+        "mode": view.mode.as_str(),
+        "since": humantime::format_rfc3339_seconds(shared.admission.since()).to_string(),
+        "admit_fraction": view.admit_fraction,
+        "configured": format!("{:?}", rt.config.shedding.mode).to_lowercase(),
+        "override": o.map(|o| json!({
+            "mode": o.mode.as_str(),
+            "reason": o.reason,
+            "expires_in_s": o.until.map(|u| u.saturating_duration_since(tokio::time::Instant::now()).as_secs()),
+        })),
+        "signals": {
+            "inflight": s.inflight,
+            "ttfb_p95_ms": s.ttfb_p95.map(|d| d.as_millis() as u64),
+            "failure_rate": s.failure_rate,
+            "queue_wait_p95_ms": s.queue_wait_p95.map(|d| d.as_millis() as u64),
+            "samples": s.samples,
+        },
+        "generation": shared.generation(),
+    })
+}

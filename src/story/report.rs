@@ -1,0 +1,226 @@
+//! `lifeboat story JOURNAL`: a journal turned into an incident report a
+//! manager can read. One section per episode (from leaving `normal` to being
+//! back), with start, end, duration, trigger, peaks, primary requests served
+//! against requests shed (by reason), operator actions, and a timeline.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{Event, Record};
+
+/// One incident, from the first mode change away from normal to the return.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Episode {
+    /// When the boards were cleared.
+    pub start: String,
+    /// When lifeboat was back to normal (`None`: still going at the end of the journal).
+    pub end: Option<String>,
+    /// Seconds from start to end.
+    pub duration_s: Option<f64>,
+    /// The condition that triggered it.
+    pub trigger: String,
+    /// Highest in-flight seen (mode changes and counters).
+    pub peak_inflight: usize,
+    /// Highest origin TTFB p95 seen, ms.
+    pub peak_ttfb_p95_ms: Option<u64>,
+    /// Primary requests answered by the origin.
+    pub primary_served: u64,
+    /// Requests given the apology, by reason.
+    pub shed: BTreeMap<String, u64>,
+    /// Overrides, messages and reloads during the episode.
+    pub operator_actions: Vec<String>,
+    /// Every event, in order, as `time — what`.
+    pub timeline: Vec<String>,
+}
+
+fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s).ok()
+}
+
+fn describe(e: &Event) -> String {
+    match e {
+        Event::Started { version, .. } => format!("lifeboat {version} started"),
+        Event::Stopped => "lifeboat stopped".into(),
+        Event::ModeChanged {
+            from, to, cause, ..
+        } => format!("mode {from} → {to}: {cause}"),
+        Event::OverrideSet { mode, ttl, reason } => {
+            format!(
+                "operator forced mode {mode}{}: {reason}",
+                ttl.as_ref()
+                    .map(|t| format!(" for {t}"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::OverrideExpired { mode } => format!("override to {mode} expired"),
+        Event::Message { text } if text.is_empty() => "operator cleared the message".into(),
+        Event::Message { text } => format!("operator message: \"{text}\""),
+        Event::ReloadAccepted {
+            generation,
+            trigger,
+        } => format!("config reloaded ({trigger}), generation {generation}"),
+        Event::ReloadRejected { error, trigger } => format!(
+            "config rejected ({trigger}): {}",
+            error.lines().next().unwrap_or("")
+        ),
+        Event::Counters {
+            primary_served,
+            shed,
+            ..
+        } => {
+            format!(
+                "counters: {primary_served} downloads served, {} shed",
+                shed.values().sum::<u64>()
+            )
+        }
+    }
+}
+
+/// Splits a journal into episodes, optionally only those after `since`.
+pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
+    let mut out = Vec::new();
+    let mut current: Option<Episode> = None;
+    for r in records {
+        if let (Some(since), Some(at)) = (since, parse_time(&r.at))
+            && at < since
+        {
+            continue;
+        }
+        let line = format!("{} — {}", r.at, describe(&r.event));
+        match &r.event {
+            Event::ModeChanged {
+                from,
+                to,
+                cause,
+                inflight,
+                ttfb_p95_ms,
+                ..
+            } => {
+                if from == "normal" && current.is_none() {
+                    current = Some(Episode {
+                        start: r.at.clone(),
+                        trigger: cause.clone(),
+                        ..Episode::default()
+                    });
+                }
+                if let Some(ep) = current.as_mut() {
+                    ep.peak_inflight = ep.peak_inflight.max(*inflight);
+                    ep.peak_ttfb_p95_ms = ep.peak_ttfb_p95_ms.max(*ttfb_p95_ms);
+                    ep.timeline.push(line);
+                    if to == "normal" {
+                        ep.end = Some(r.at.clone());
+                        ep.duration_s = parse_time(&ep.start)
+                            .zip(parse_time(&r.at))
+                            .and_then(|(a, b)| b.duration_since(a).ok())
+                            .map(|d| d.as_secs_f64());
+                        out.extend(current.take());
+                    }
+                }
+            }
+            Event::Counters {
+                primary_served,
+                shed,
+                peak_inflight,
+                ttfb_p95_ms,
+                ..
+            } => {
+                if let Some(ep) = current.as_mut() {
+                    ep.primary_served += primary_served;
+                    for (reason, n) in shed {
+                        *ep.shed.entry(reason.clone()).or_default() += n;
+                    }
+                    ep.peak_inflight = ep.peak_inflight.max(*peak_inflight);
+                    ep.peak_ttfb_p95_ms = ep.peak_ttfb_p95_ms.max(*ttfb_p95_ms);
+                }
+            }
+            Event::OverrideSet { .. }
+            | Event::OverrideExpired { .. }
+            | Event::Message { .. }
+            | Event::ReloadAccepted { .. }
+            | Event::ReloadRejected { .. } => {
+                if let Some(ep) = current.as_mut() {
+                    ep.operator_actions.push(line.clone());
+                    ep.timeline.push(line);
+                }
+            }
+            Event::Started { .. } | Event::Stopped => {
+                if let Some(ep) = current.as_mut() {
+                    ep.timeline.push(line);
+                }
+            }
+        }
+    }
+    out.extend(current);
+    out
+}
+
+fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// The report in Markdown.
+pub fn markdown(episodes: &[Episode]) -> String {
+    let mut s = String::from("# Incident report\n\n");
+    if episodes.is_empty() {
+        s.push_str("No episodes: lifeboat stayed in normal mode for the whole journal.\n");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{} episode{} in this journal.\n",
+        episodes.len(),
+        if episodes.len() == 1 { "" } else { "s" }
+    );
+    for (i, ep) in episodes.iter().enumerate() {
+        let shed_total: u64 = ep.shed.values().sum();
+        let _ = writeln!(s, "## Episode {}: {}\n", i + 1, ep.start);
+        let _ = writeln!(s, "| | |\n|---|---|");
+        let _ = writeln!(s, "| Started | {} |", ep.start);
+        let _ = writeln!(
+            s,
+            "| Ended | {} |",
+            ep.end
+                .as_deref()
+                .unwrap_or("still degraded at the end of the journal")
+        );
+        if let Some(d) = ep.duration_s {
+            let _ = writeln!(s, "| Duration | {} |", human(Duration::from_secs_f64(d)));
+        }
+        let _ = writeln!(s, "| Trigger | {} |", ep.trigger);
+        let _ = writeln!(s, "| Peak in-flight | {} |", ep.peak_inflight);
+        let _ = writeln!(
+            s,
+            "| Peak origin TTFB p95 | {} |",
+            ep.peak_ttfb_p95_ms
+                .map_or("n/a".into(), |ms| format!("{ms} ms"))
+        );
+        let _ = writeln!(s, "| Downloads served | {} |", ep.primary_served);
+        let _ = writeln!(s, "| Requests shed | {shed_total} |");
+        if !ep.shed.is_empty() {
+            let by: Vec<String> = ep.shed.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+            let _ = writeln!(s, "| Shed by reason | {} |", by.join(", "));
+        }
+        s.push('\n');
+        if !ep.operator_actions.is_empty() {
+            s.push_str("### Operator actions\n\n");
+            for a in &ep.operator_actions {
+                let _ = writeln!(s, "- {a}");
+            }
+            s.push('\n');
+        }
+        s.push_str("### Timeline\n\n");
+        for t in &ep.timeline {
+            let _ = writeln!(s, "- {t}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The report as JSON.
+pub fn json(episodes: &[Episode]) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({ "episodes": episodes })).unwrap_or_default()
+}
