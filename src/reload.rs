@@ -119,7 +119,13 @@ pub async fn watch(shared: Arc<Shared>) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; reload with SIGHUP or POST /reload");
         return;
     }
-    let mut last = std::fs::read(&path).ok();
+    // Compare with what was loaded at start: an edit made before the watch
+    // was armed produced no event, but must not be missed.
+    let mut last = shared.loaded_bytes.clone();
+    if shared.runtime().config.reload.watch && changed_since(&path, &last) {
+        reload(&shared, "file");
+    }
+    last = std::fs::read(&path).ok().or(last);
     while rx.recv().await.is_some() {
         // Let a burst of events (write, rename, symlink swap) settle.
         let debounce = shared.runtime().config.reload.debounce;
@@ -135,6 +141,13 @@ pub async fn watch(shared: Arc<Shared>) {
         }
     }
     drop(watcher);
+}
+
+/// Whether the file now differs from `last` (and can be read).
+fn changed_since(path: &Path, last: &Option<Vec<u8>>) -> bool {
+    std::fs::read(path)
+        .ok()
+        .is_some_and(|now| Some(&now) != last.as_ref())
 }
 
 /// File names whose change means the config may have changed: the file,

@@ -76,6 +76,9 @@ pub struct Shared {
     events_rx: Mutex<Option<mpsc::Receiver<Record>>>,
     /// The config file, for reloads (`None`: inline config, no reload).
     pub config_path: Option<PathBuf>,
+    /// The file's bytes when it was loaded at start, so the watcher can tell
+    /// an edit made before it was armed.
+    pub loaded_bytes: Option<Vec<u8>>,
 }
 
 impl Shared {
@@ -107,6 +110,7 @@ impl Shared {
             generation: AtomicU64::new(1),
             events,
             events_rx: Mutex::new(Some(rx)),
+            loaded_bytes: config_path.as_ref().and_then(|p| std::fs::read(p).ok()),
             config_path,
         })
     }

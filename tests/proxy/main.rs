@@ -8,11 +8,13 @@
 mod support;
 
 mod config_errors;
+mod control;
 mod failures;
 mod headers;
 mod limits;
 mod process;
 mod protocols;
+mod reload;
 mod shedding;
 mod stampede;
 mod streaming;

@@ -83,6 +83,17 @@ impl Harness {
         start_config(config).await
     }
 
+    /// Writes the config to `file` and starts lifeboat from it, so that
+    /// reloads (file watch, `POST /reload`) read that file.
+    pub async fn start_from_file(self, file: &Path) -> Running {
+        std::fs::write(file, self.toml()).expect("write config");
+        let config = lifeboat::config::load(file).unwrap_or_else(|e| panic!("{e}"));
+        let server = lifeboat::Lifeboat::bind_with_path(config, Some(file.to_path_buf()))
+            .await
+            .expect("bind lifeboat");
+        running(server)
+    }
+
     /// Validates and starts lifeboat in this process.
     pub async fn start(self) -> Running {
         self.start_in(Path::new(".")).await
@@ -95,6 +106,12 @@ pub async fn start_config(config: lifeboat::config::Config) -> Running {
         let server = lifeboat::Lifeboat::bind(config)
             .await
             .expect("bind lifeboat");
+        running(server)
+    }
+}
+
+fn running(server: lifeboat::Lifeboat) -> Running {
+    {
         let http = server.http_addr();
         let https = server.https_addr();
         let shared = server.shared();

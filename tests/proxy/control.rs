@@ -1,0 +1,361 @@
+//! Live control and the story, through real sockets: the admin API and its
+//! token rules, overrides with TTL, the live message, metrics, the public
+//! status endpoint, the journal, webhooks.
+
+use std::time::Duration;
+
+use ::lifeboat::admission::Mode;
+use serde_json::{Value, json};
+
+use crate::support::{Running, TestOrigin, client, lifeboat, lifeboat_to};
+
+fn admin_url(lb: &Running, path: &str) -> String {
+    format!("http://{}{path}", lb.admin.expect("admin listener"))
+}
+
+async fn post(lb: &Running, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
+    let mut req = client().post(admin_url(lb, path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_mode() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    assert_eq!(
+        client()
+            .get(admin_url(&lb, "/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(admin_url(&lb, "/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mode: Value = client()
+        .get(admin_url(&lb, "/mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mode["mode"], "normal");
+    assert_eq!(mode["configured"], "auto");
+    assert_eq!(mode["override"], Value::Null);
+    let config = client()
+        .get(admin_url(&lb, "/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(config.contains(&origin.addr.to_string()), "{config}");
+    assert_eq!(
+        client()
+            .get(admin_url(&lb, "/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        client()
+            .get(admin_url(&lb, "/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+}
+
+#[tokio::test]
+async fn override_with_ttl_expires_on_its_own() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("shedding.mode", "\"normal\"")
+        .set("shedding.tick", "\"20ms\"")
+        .start()
+        .await;
+    let r = post(
+        &lb,
+        "/mode",
+        json!({"mode": "degraded", "ttl": "300ms", "reason": "rehearsal"}),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["mode"], "degraded");
+    assert_eq!(body["override"]["reason"], "rehearsal");
+    // Applied at once, not at the next tick.
+    assert_eq!(
+        client()
+            .get(lb.url("/news"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["x-lifeboat-shed"],
+        "degraded"
+    );
+    lb.wait_for_mode(Mode::Normal, Duration::from_secs(10))
+        .await;
+    let mode: Value = client()
+        .get(admin_url(&lb, "/mode"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mode["override"], Value::Null);
+    assert_eq!(
+        client()
+            .get(lb.url("/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_override_requests_change_nothing() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    for body in [
+        json!({"mode": "panic"}),
+        json!({"mode": "degraded", "ttl": "soon"}),
+        json!({"mood": "degraded"}),
+    ] {
+        let r = post(&lb, "/mode", body.clone(), None).await;
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    let r = client()
+        .post(admin_url(&lb, "/mode"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(lb.mode(), Mode::Normal);
+}
+
+#[tokio::test]
+async fn the_live_message_reaches_the_apology_and_the_status_page() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("shedding.mode", "\"degraded\"")
+        .start()
+        .await;
+    let text = "Adding mirrors <now>; next update 20:00 UTC";
+    assert_eq!(
+        post(&lb, "/message", json!({"text": text}), None)
+            .await
+            .status(),
+        200
+    );
+    let page = client()
+        .get(lb.url("/news"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Adding mirrors &lt;now&gt;; next update 20:00 UTC"),
+        "message missing or unescaped"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: Value = client()
+            .get(lb.url("/.well-known/lifeboat/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["message"]["text"] == text {
+            assert_eq!(status["mode"], "degraded");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status never showed the message: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn token_rules() {
+    let origin = TestOrigin::start().await;
+    // Off loopback without a token: refused at validation.
+    let text = lifeboat(&origin)
+        .set("admin.listen", "\"0.0.0.0:0\"")
+        .toml();
+    let err = ::lifeboat::config::from_str(&text, "t.toml", std::path::Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("admin.listen") && err.contains("set `token_file` or `token_env`"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "s3cret-token\n").unwrap();
+    let lb = lifeboat(&origin)
+        .set("admin.token_file", "\"token\"")
+        .start_in(dir.path())
+        .await;
+    for token in [None, Some("wrong"), Some("s3cret-tokenX")] {
+        let r = post(&lb, "/mode", json!({"mode": "degraded"}), token).await;
+        assert_eq!(r.status(), 401, "{token:?}");
+        assert_eq!(
+            post(&lb, "/message", json!({"text": "x"}), token)
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        lb.mode(),
+        Mode::Normal,
+        "a refused request changed the mode"
+    );
+    assert_eq!(
+        client()
+            .get(admin_url(&lb, "/mode"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "reads need no token"
+    );
+    assert_eq!(
+        post(
+            &lb,
+            "/mode",
+            json!({"mode": "degraded"}),
+            Some("s3cret-token")
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(lb.mode(), Mode::Degraded);
+    let config = client()
+        .get(admin_url(&lb, "/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !config.contains("s3cret"),
+        "the token leaked through /config"
+    );
+}
+
+#[tokio::test]
+async fn metrics_after_traffic() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .route("downloads", "match", "/bytes/*", "primary")
+        .start()
+        .await;
+    assert_eq!(
+        client()
+            .get(lb.url("/bytes/10"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    post(&lb, "/mode", json!({"mode": "degraded"}), None).await;
+    assert_eq!(
+        client().get(lb.url("/news")).send().await.unwrap().status(),
+        503
+    );
+    post(&lb, "/mode", json!({"mode": "auto"}), None).await;
+    let text = client()
+        .get(admin_url(&lb, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "lifeboat_requests_total{class=\"primary\",outcome=\"proxied\"}",
+        "lifeboat_requests_total{class=\"normal\",outcome=\"shed\"}",
+        "lifeboat_shed_total{reason=\"degraded\"}",
+        "lifeboat_inflight{class=\"primary\"}",
+        "lifeboat_mode{mode=\"degraded\"}",
+        "lifeboat_mode_changes_total{from=\"normal\",to=\"degraded\"}",
+        "lifeboat_origin_ttfb_seconds_bucket",
+        "lifeboat_queue_depth{queue=\"origin\"}",
+        "lifeboat_queue_wait_seconds_bucket",
+        "lifeboat_config_generation",
+    ] {
+        assert!(text.contains(series), "missing {series}");
+    }
+}
+
+#[tokio::test]
+async fn status_answers_while_the_origin_is_down() {
+    let lb = lifeboat_to("http://127.0.0.1:9")
+        .set("shedding.tick", "\"20ms\"")
+        .start()
+        .await;
+    assert_eq!(
+        client()
+            .get(lb.url("/anything"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["x-lifeboat-shed"],
+        "origin-down"
+    );
+    let json = client()
+        .get(lb.url("/.well-known/lifeboat/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 200);
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let v: Value = json.json().await.unwrap();
+    assert!(
+        ["normal", "degraded"].contains(&v["mode"].as_str().unwrap()),
+        "{v}"
+    );
+    assert!(v["numbers"]["requests_per_s"].is_number());
+    let html = client()
+        .get(lb.url("/.well-known/lifeboat/status"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(html.text().await.unwrap().contains("<h1>Status: "));
+}

@@ -1,0 +1,262 @@
+//! Atomic reload: under load, by file change (including a Kubernetes
+//! ConfigMap's symlink swap), and by SIGHUP to the real binary.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::process::Process;
+use crate::support::{Harness, TestOrigin, client, lifeboat};
+
+fn version(origin: &TestOrigin, via: &str) -> Harness {
+    lifeboat(origin).set("proxy.via", &format!("\"{via}\""))
+}
+
+async fn wait_generation(lb: &crate::support::Running, at_least: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lb.shared.generation() < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "generation stayed {}",
+            lb.shared.generation()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_reloads_under_load_lose_nothing() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lifeboat.toml");
+    let a = version(&origin, "cfg-a").set("reload.watch", "false");
+    let b = version(&origin, "cfg-b").set("reload.watch", "false");
+    let (text_a, text_b) = (a.toml(), b.toml());
+    let broken = text_b.replace("via = \"cfg-b\"", "via = \"cfg-b\"\nvia_typo = 1");
+    let lb = a.start_from_file(&file).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, url) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            lb.url("/echo/headers"),
+        );
+        load.push(tokio::spawn(async move {
+            let c = client();
+            while !stop.load(Ordering::Relaxed) {
+                let r = c.get(&url).send().await;
+                // Each response comes from exactly one config: its Via names it.
+                match r {
+                    Ok(r)
+                        if r.status() == 200
+                            && matches!(
+                                r.headers()["via"].to_str(),
+                                Ok("1.1 cfg-a" | "1.1 cfg-b")
+                            ) =>
+                    {
+                        let seen: Value = r.json().await.unwrap();
+                        let via = seen["headers"]["via"][0].as_str().unwrap().to_string();
+                        assert!(via == "1.1 cfg-a" || via == "1.1 cfg-b", "{via}");
+                        ok.fetch_add(1, Ordering::Relaxed)
+                    }
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let (mut accepted, mut rejected) = (0, 0);
+    for i in 0..50 {
+        let text = match i % 3 {
+            0 => &text_b,
+            1 => &broken,
+            _ => &text_a,
+        };
+        std::fs::write(&file, text).unwrap();
+        let r = client()
+            .post(format!("http://{}/reload", lb.admin.unwrap()))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        if i % 3 == 1 {
+            assert_eq!(status, 422);
+            let err = body["error"].as_str().unwrap();
+            assert!(
+                err.contains("lifeboat.toml:") && err.contains("via_typo"),
+                "{err}"
+            );
+            rejected += 1;
+        } else {
+            assert_eq!(status, 200, "{body}");
+            accepted += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    assert_eq!((accepted, rejected), (33, 17));
+    assert_eq!(lb.shared.generation(), 1 + 33);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too little load to mean anything: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    // The last valid file was config b (i = 48); the broken one written after
+    // it (i = 49) changed nothing.
+    let last = client().get(lb.url("/status/200")).send().await.unwrap();
+    assert_eq!(last.headers()["via"], "1.1 cfg-b");
+}
+
+#[tokio::test]
+async fn a_configmap_symlink_swap_is_picked_up() {
+    let origin = TestOrigin::start().await;
+    let mount = tempfile::tempdir().unwrap();
+    let m = mount.path();
+    // The layout Kubernetes uses: lifeboat.toml -> ..data/lifeboat.toml, ..data -> ..<timestamp>
+    std::fs::create_dir(m.join("..2026_11_21_a")).unwrap();
+    std::fs::write(
+        m.join("..2026_11_21_a/lifeboat.toml"),
+        version(&origin, "map-a")
+            .set("reload.debounce", "\"50ms\"")
+            .toml(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_11_21_a", m.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/lifeboat.toml", m.join("lifeboat.toml")).unwrap();
+    let config = ::lifeboat::config::load(&m.join("lifeboat.toml")).unwrap();
+    let server = ::lifeboat::Lifeboat::bind_with_path(config, Some(m.join("lifeboat.toml")))
+        .await
+        .unwrap();
+    let addr = server.http_addr().unwrap();
+    let shared = server.shared();
+    tokio::spawn(server.run(std::future::pending()));
+    let via = |c: reqwest::Client| async move {
+        c.get(format!("http://{addr}/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["via"]
+            .clone()
+    };
+    assert_eq!(via(client()).await, "1.1 map-a");
+
+    // The update: a new timestamped directory, a new ..data link, renamed over the old one.
+    std::fs::create_dir(m.join("..2026_11_21_b")).unwrap();
+    std::fs::write(
+        m.join("..2026_11_21_b/lifeboat.toml"),
+        version(&origin, "map-b")
+            .set("reload.debounce", "\"50ms\"")
+            .toml(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_11_21_b", m.join("..data_tmp")).unwrap();
+    std::fs::rename(m.join("..data_tmp"), m.join("..data")).unwrap();
+    std::fs::remove_dir_all(m.join("..2026_11_21_a")).unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while shared.generation() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the symlink swap was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(via(client()).await, "1.1 map-b");
+}
+
+#[tokio::test]
+async fn an_edited_file_is_reloaded_and_a_broken_edit_is_not() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lifeboat.toml");
+    let lb = version(&origin, "edit-a")
+        .set("reload.debounce", "\"50ms\"")
+        .start_from_file(&file)
+        .await;
+    std::fs::write(
+        &file,
+        version(&origin, "edit-b")
+            .set("reload.debounce", "\"50ms\"")
+            .toml(),
+    )
+    .unwrap();
+    wait_generation(&lb, 2).await;
+    assert_eq!(
+        client()
+            .get(lb.url("/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["via"],
+        "1.1 edit-b"
+    );
+    std::fs::write(&file, "[origin\nthis is not toml").unwrap();
+    // Give the watcher time to see and reject it, then prove nothing changed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lb.shared.generation(), 2);
+    assert_eq!(
+        client()
+            .get(lb.url("/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .headers()["via"],
+        "1.1 edit-b"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_binary() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lifeboat.toml");
+    let with = |via: &str| {
+        version(&origin, via)
+            .set("log.level", "\"info\"")
+            .set("reload.watch", "false")
+            .toml()
+    };
+    std::fs::write(&file, with("hup-a")).unwrap();
+    let proc = Process::start(&file);
+    let url = format!("http://{}/status/200", proc.http);
+    assert_eq!(
+        client().get(&url).send().await.unwrap().headers()["via"],
+        "1.1 hup-a"
+    );
+    std::fs::write(&file, with("hup-b")).unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let reloaded = tokio::task::block_in_place(|| {
+        loop {
+            let l = proc
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("reload log line");
+            if l.contains("configuration reloaded") {
+                return l;
+            }
+        }
+    });
+    assert!(reloaded.contains("sighup"), "{reloaded}");
+    assert_eq!(
+        client().get(&url).send().await.unwrap().headers()["via"],
+        "1.1 hup-b"
+    );
+}
