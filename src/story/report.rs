@@ -81,8 +81,11 @@ fn describe(e: &Event) -> String {
 
 /// Splits a journal into episodes, optionally only those after `since`.
 pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
-    let mut out = Vec::new();
+    let mut out: Vec<Episode> = Vec::new();
     let mut current: Option<Episode> = None;
+    // The counters that close an episode are written just after the return
+    // to normal; they still belong to it.
+    let mut just_ended = false;
     for r in records {
         if let (Some(since), Some(at)) = (since, parse_time(&r.at))
             && at < since
@@ -117,17 +120,27 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                             .and_then(|(a, b)| b.duration_since(a).ok())
                             .map(|d| d.as_secs_f64());
                         out.extend(current.take());
+                        just_ended = true;
+                        continue;
                     }
                 }
             }
             Event::Counters {
+                mode,
                 primary_served,
                 shed,
                 peak_inflight,
                 ttfb_p95_ms,
                 ..
             } => {
-                if let Some(ep) = current.as_mut() {
+                let closing = just_ended && mode == "normal";
+                just_ended = false;
+                let target = match current.as_mut() {
+                    Some(ep) => Some(ep),
+                    None if closing => out.last_mut(),
+                    None => None,
+                };
+                if let Some(ep) = target {
                     ep.primary_served += primary_served;
                     for (reason, n) in shed {
                         *ep.shed.entry(reason.clone()).or_default() += n;
@@ -161,6 +174,19 @@ fn human(d: Duration) -> String {
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
 }
 
+/// 1234567 → "1,234,567".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The report in Markdown.
 pub fn markdown(episodes: &[Episode]) -> String {
     let mut s = String::from("# Incident report\n\n");
@@ -177,6 +203,17 @@ pub fn markdown(episodes: &[Episode]) -> String {
     for (i, ep) in episodes.iter().enumerate() {
         let shed_total: u64 = ep.shed.values().sum();
         let _ = writeln!(s, "## Episode {}: {}\n", i + 1, ep.start);
+        let how_long = ep
+            .duration_s
+            .map_or("Until the end of the journal".to_string(), |d| {
+                format!("For {}", human(Duration::from_secs_f64(d)))
+            });
+        let _ = writeln!(
+            s,
+            "{how_long}, lifeboat kept the downloads running ({} served) and answered {} other requests with the apology.\n",
+            thousands(ep.primary_served),
+            thousands(shed_total)
+        );
         let _ = writeln!(s, "| | |\n|---|---|");
         let _ = writeln!(s, "| Started | {} |", ep.start);
         let _ = writeln!(
@@ -197,10 +234,14 @@ pub fn markdown(episodes: &[Episode]) -> String {
             ep.peak_ttfb_p95_ms
                 .map_or("n/a".into(), |ms| format!("{ms} ms"))
         );
-        let _ = writeln!(s, "| Downloads served | {} |", ep.primary_served);
-        let _ = writeln!(s, "| Requests shed | {shed_total} |");
+        let _ = writeln!(s, "| Downloads served | {} |", thousands(ep.primary_served));
+        let _ = writeln!(s, "| Requests shed | {} |", thousands(shed_total));
         if !ep.shed.is_empty() {
-            let by: Vec<String> = ep.shed.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+            let by: Vec<String> = ep
+                .shed
+                .iter()
+                .map(|(r, n)| format!("{r}: {}", thousands(*n)))
+                .collect();
             let _ = writeln!(s, "| Shed by reason | {} |", by.join(", "));
         }
         s.push('\n');

@@ -17,4 +17,5 @@ mod protocols;
 mod reload;
 mod shedding;
 mod stampede;
+mod story;
 mod streaming;
