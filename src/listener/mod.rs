@@ -127,9 +127,8 @@ impl Lifeboat {
         }
         let background = self.start_control();
         shutdown.await;
-        for task in background.tasks {
-            task.abort();
-        }
+        // The admin API and the ticker keep running through the drain:
+        // /readyz says "draining" so load balancers stop sending new work.
         background
             .admin
             .draining
@@ -151,6 +150,9 @@ impl Lifeboat {
         }
         self.shared.events.emit(crate::story::Event::Stopped);
         self.shared.events.flush(Duration::from_secs(2)).await;
+        for task in background.tasks {
+            task.abort();
+        }
         drained
     }
 

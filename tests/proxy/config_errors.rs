@@ -245,3 +245,49 @@ fn the_demo_config_is_valid() {
     let c = config::from_str(&text, "demo.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.routes.0.len(), 2);
 }
+
+/// The config and page embedded in `deploy/kubernetes/configmap.yaml`,
+/// extracted and checked by the real binary.
+#[test]
+fn the_kubernetes_configmap_is_valid() {
+    let yaml = include_str!("../../deploy/kubernetes/configmap.yaml");
+    let block = |key: &str| -> String {
+        let start = yaml
+            .find(&format!("  {key}: |\n"))
+            .unwrap_or_else(|| panic!("{key} missing"))
+            + key.len()
+            + 6;
+        yaml[start..]
+            .lines()
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| l.get(4..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lifeboat.toml"), block("lifeboat.toml")).unwrap();
+    std::fs::write(dir.path().join("apology.html"), block("apology.html")).unwrap();
+    let out = std::process::Command::new(crate::support::process::bin())
+        .arg("check")
+        .arg(dir.path().join("lifeboat.toml"))
+        .env("LIFEBOAT_ADMIN_TOKEN", "test-token")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let without_token = std::process::Command::new(crate::support::process::bin())
+        .arg("check")
+        .arg(dir.path().join("lifeboat.toml"))
+        .env_remove("LIFEBOAT_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(
+        without_token.status.code(),
+        Some(1),
+        "a public admin listener without a token must be refused"
+    );
+}

@@ -359,3 +359,38 @@ async fn status_answers_while_the_origin_is_down() {
     assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
     assert!(html.text().await.unwrap().contains("<h1>Status: "));
 }
+
+#[tokio::test]
+async fn readiness_turns_503_while_draining() {
+    let origin = TestOrigin::start().await;
+    let mut lb = lifeboat(&origin).start().await;
+    let admin = lb.admin.unwrap();
+    let mut download = client().get(lb.url("/gated")).send().await.unwrap();
+    assert_eq!(
+        download.chunk().await.unwrap().unwrap().as_ref(),
+        b"first-chunk\n"
+    );
+    lb.begin_shutdown();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = client()
+            .get(format!("http://{admin}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz never said draining"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    origin.release();
+    assert_eq!(
+        download.chunk().await.unwrap().unwrap().as_ref(),
+        b"the-rest\n"
+    );
+    assert!(lb.drained().await);
+}
