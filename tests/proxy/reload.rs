@@ -260,3 +260,63 @@ async fn sighup_reloads_the_binary() {
         "1.1 hup-b"
     );
 }
+
+#[tokio::test]
+async fn tls_certificates_reload_with_the_config() {
+    crate::support::tls::install_provider();
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let (pki_a, pki_b) = (
+        crate::support::tls::make_pki(&a),
+        crate::support::tls::make_pki(&b),
+    );
+    let with = |pki: &crate::support::tls::TestPki| {
+        lifeboat(&origin)
+            .set("listen.https", "\"127.0.0.1:0\"")
+            .set("listen.tls.cert", &format!("{:?}", pki.cert))
+            .set("listen.tls.key", &format!("{:?}", pki.key))
+            .set("reload.watch", "false")
+    };
+    let file = dir.path().join("lifeboat.toml");
+    let lb = with(&pki_a).start_from_file(&file).await;
+    let port = lb.https.unwrap().port();
+    let trusting = |pki: &crate::support::tls::TestPki| {
+        let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+        reqwest::Client::builder()
+            .no_proxy()
+            .tls_certs_only([ca])
+            .resolve("localhost", lb.https.unwrap())
+            .build()
+            .unwrap()
+    };
+    let url = format!("https://localhost:{port}/status/200");
+    assert_eq!(
+        trusting(&pki_a).get(&url).send().await.unwrap().status(),
+        200
+    );
+    assert!(
+        trusting(&pki_b).get(&url).send().await.is_err(),
+        "B's CA must not trust A's certificate"
+    );
+
+    // Same listener address (a new port would need a restart), new certificate.
+    let text = with(&pki_b).toml().replace(
+        "https = \"127.0.0.1:0\"",
+        &format!("https = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&file, text).unwrap();
+    let r = client()
+        .post(format!("http://{}/reload", lb.admin.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        trusting(&pki_b).get(&url).send().await.unwrap().status(),
+        200,
+        "new connections get the new certificate"
+    );
+}
