@@ -35,7 +35,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_size: 10 << 20 };
+        let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_service_time: Duration::ZERO, download_size: 10 << 20 };
         let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
         let origin_addr = origin.addr().expect("origin addr");
         tokio::spawn(origin.run());

@@ -90,7 +90,7 @@ fn main() {
         .build()
         .expect("runtime");
     let (proxied, apology) = rt.block_on(async {
-        let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_size: 1024 };
+        let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_service_time: Duration::ZERO, download_size: 1024 };
         let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
         let origin_addr = origin.addr().expect("origin addr");
         tokio::spawn(origin.run());

@@ -19,6 +19,10 @@ pub struct Options {
     /// Where lifeboat listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Drive a release-day stampede through it (about a minute), with a live
+    /// line per second and the incident report at the end.
+    #[arg(long)]
+    pub stampede: bool,
 }
 
 /// Why the demo could not start.
@@ -32,8 +36,11 @@ pub enum DemoError {
     Config(#[from] config::ConfigError),
 }
 
-/// Runs the demo until Ctrl-C.
+/// Runs the demo until Ctrl-C (or, with `--stampede`, until the wave is told).
 pub async fn run(opts: Options) -> Result<(), DemoError> {
+    if opts.stampede {
+        return crate::demo_stampede::run(opts.listen).await;
+    }
     let sim = SimConfig::default();
     let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim.clone()).await?;
     let origin_addr = origin.addr()?;

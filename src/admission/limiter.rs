@@ -5,6 +5,9 @@
 //! - fast path: a compare-and-swap on the in-flight count; no lock;
 //! - otherwise the request waits in one of three FIFO queues (primary, keep,
 //!   normal), served strictly in that order, bounded in length and in time;
+//! - `reserved` slots are for priority 0 (the primary path) only: the other
+//!   classes may fill at most `limit - reserved`, so a download never waits
+//!   behind page renders that took every slot;
 //! - a finished request hands its slot straight to the best waiter;
 //! - a waiter that gives up (timeout, client gone) withdraws from the queue,
 //!   and a slot granted to it at that very moment is given back: no slot is
@@ -42,6 +45,7 @@ struct Queues {
 /// A resizable concurrency limit with a priority queue.
 pub struct Limiter {
     limit: AtomicUsize,
+    reserved: AtomicUsize,
     max_queue: AtomicUsize,
     inflight: AtomicUsize,
     queued: AtomicUsize,
@@ -63,11 +67,18 @@ impl Limiter {
     pub fn new(limit: usize, max_queue: usize) -> Arc<Self> {
         Arc::new(Limiter {
             limit: AtomicUsize::new(limit),
+            reserved: AtomicUsize::new(0),
             max_queue: AtomicUsize::new(max_queue),
             inflight: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             queues: Mutex::new(Queues::default()),
         })
+    }
+
+    /// Keeps `reserved` of the slots for priority 0 (capped below the limit).
+    pub fn set_reserved(&self, reserved: usize) {
+        self.reserved.store(reserved, SeqCst);
+        self.dispatch();
     }
 
     /// Changes the limits (on reload); waiters are served if room appeared.
@@ -93,8 +104,13 @@ impl Limiter {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_take(&self) -> bool {
+    fn try_take(&self, priority: usize) -> bool {
         let limit = self.limit.load(SeqCst);
+        let limit = if priority == 0 {
+            limit
+        } else {
+            limit.saturating_sub(self.reserved.load(SeqCst))
+        };
         self.inflight
             .fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1))
             .is_ok()
@@ -108,7 +124,7 @@ impl Limiter {
         may_wait: bool,
         timeout: Duration,
     ) -> Result<Permit, Refused> {
-        if self.try_take() {
+        if self.try_take(priority) {
             return Ok(Permit(self.clone()));
         }
         if !may_wait || timeout.is_zero() {
@@ -147,33 +163,27 @@ impl Limiter {
         Err(Refused::Timeout)
     }
 
-    /// Gives free slots to waiters, best priority first.
+    /// Gives free slots to waiters, best priority first. A class that cannot
+    /// get a slot stops the search: the classes after it have no more room.
     fn dispatch(&self) {
         while self.queued.load(SeqCst) > 0 {
-            if !self.try_take() {
-                return;
-            }
             let waiter = {
                 let mut q = self.lock();
-                let w = q.by_priority.iter_mut().find_map(VecDeque::pop_front);
-                if w.is_some() {
-                    self.queued.fetch_sub(1, SeqCst);
-                }
-                w
-            };
-            match waiter {
-                // The waiter is gone (request abandoned): the slot goes
-                // back, and the loop looks again.
-                Some(w) => {
-                    if w.tx.send(()).is_err() {
-                        self.inflight.fetch_sub(1, SeqCst);
-                    }
-                }
-                // No waiter after all (one withdrew meanwhile).
-                None => {
-                    self.inflight.fetch_sub(1, SeqCst);
+                let Some(p) = q.by_priority.iter().position(|w| !w.is_empty()) else {
+                    return;
+                };
+                if !self.try_take(p) {
                     return;
                 }
+                self.queued.fetch_sub(1, SeqCst);
+                q.by_priority[p].pop_front()
+            };
+            // The waiter is gone (request abandoned): the slot goes back, and
+            // the loop looks again.
+            if let Some(w) = waiter
+                && w.tx.send(()).is_err()
+            {
+                self.inflight.fetch_sub(1, SeqCst);
             }
         }
     }

@@ -102,3 +102,27 @@ async fn raising_the_limit_serves_waiters() {
     l.set_limits(1, 10);
     waiter.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn reserved_slots_are_for_the_primary_path_only() {
+    let l = Limiter::new(3, 10);
+    l.set_reserved(1);
+    let _a = l.acquire(2, true, LONG).await.unwrap();
+    let _b = l.acquire(1, true, LONG).await.unwrap();
+    // Two slots taken by keep/normal: the third is reserved.
+    assert_eq!(l.acquire(2, false, LONG).await.err(), Some(Refused::Full));
+    let primary = l.acquire(0, false, LONG).await;
+    assert!(
+        primary.is_ok(),
+        "the reserved slot goes to the primary path"
+    );
+    drop(primary);
+    // Freed again: normal still cannot take the reserved slot from the queue.
+    let l2 = l.clone();
+    let normal = tokio::spawn(async move {
+        l2.acquire(2, true, Duration::from_millis(100))
+            .await
+            .map(|_| ())
+    });
+    assert_eq!(normal.await.unwrap(), Err(Refused::Timeout));
+}

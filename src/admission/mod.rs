@@ -123,6 +123,8 @@ pub struct Admission {
     machine: Mutex<Machine>,
     since: Mutex<SystemTime>,
     changes: AtomicU64,
+    /// Arrival and throughput rates, computed by the ticker once a second.
+    rates: Mutex<(Option<f64>, Option<f64>)>,
 }
 
 impl Admission {
@@ -146,7 +148,9 @@ impl Admission {
             machine: Mutex::new(Machine::new(mode, tokio::time::Instant::now())),
             since: Mutex::new(SystemTime::now()),
             changes: AtomicU64::new(0),
+            rates: Mutex::new((None, None)),
         };
+        a.origin.set_reserved(o.primary_reserved);
         a.publish(View {
             mode,
             admit_fraction: if mode == Mode::Normal { 1.0 } else { 0.0 },
@@ -195,9 +199,19 @@ impl Admission {
 
     /// The live signals, as the machine sees them.
     pub fn signals(&self, min_samples: u64) -> Signals {
+        let (arrivals_per_s, served_per_s) = self.rates.lock().map(|r| *r).unwrap_or((None, None));
         Signals {
             inflight: self.inflight.total(),
+            arrivals_per_s,
+            served_per_s,
             ..self.window.summarise(min_samples)
+        }
+    }
+
+    /// Records the arrival and throughput rates (the ticker, once a second).
+    pub fn set_rates(&self, arrivals_per_s: f64, served_per_s: f64) {
+        if let Ok(mut r) = self.rates.lock() {
+            *r = (Some(arrivals_per_s), Some(served_per_s));
         }
     }
 
@@ -209,5 +223,6 @@ impl Admission {
             config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
             o.queue_max,
         );
+        self.origin.set_reserved(config.origin.primary_reserved);
     }
 }

@@ -64,6 +64,9 @@ pub struct Machine {
     /// When the mode last changed; start-up is not a change, so a stampede
     /// right after a deploy is not held back by the minimum dwell.
     changed: Option<Instant>,
+    /// The origin's throughput when the boards were cleared: saturated, so
+    /// its capacity. Recovery waits until demand fits in it again.
+    capacity: Option<f64>,
     hot_since: Option<Instant>,
     cool_since: Option<Instant>,
 }
@@ -75,6 +78,7 @@ impl Machine {
             mode,
             since: now,
             changed: None,
+            capacity: None,
             hot_since: None,
             cool_since: None,
         }
@@ -132,6 +136,16 @@ impl Machine {
         if from == to {
             return None;
         }
+        self.capacity = match to {
+            Mode::Normal => None,
+            // Keep the highest throughput seen while saturated: a return to
+            // degraded during the ramp must not lower the estimate.
+            _ => match (self.capacity, signals.served_per_s) {
+                (Some(c), Some(s)) => Some(c.max(s)),
+                (c, s) => c.or(s),
+            }
+            .filter(|c| *c > 0.0),
+        };
         self.mode = to;
         self.since = now;
         self.changed = Some(now);
@@ -148,7 +162,7 @@ impl Machine {
     /// Advances the machine; returns the transition if the mode changed.
     pub fn tick(&mut self, now: Instant, s: &Signals, cfg: &Shedding) -> Option<Transition> {
         let hot = hot(s, cfg);
-        let cool = cool(s, cfg);
+        let cool = cool(s, cfg) && demand_fits(s, self.capacity, cfg);
         self.hot_since = if hot.is_some() {
             Some(self.hot_since.unwrap_or(now))
         } else {
@@ -218,6 +232,16 @@ fn hot(s: &Signals, cfg: &Shedding) -> Option<String> {
         return Some(format!("queue wait p95 {v:?} >= {limit:?}"));
     }
     None
+}
+
+/// Whether the demand (arrivals, shed ones included) fits within the exit
+/// fraction of the capacity measured when the boards were cleared. Shedding
+/// calms the origin's own signals at once; this is what says the wave has
+/// actually passed. Without a measurement, it does not hold anything back.
+fn demand_fits(s: &Signals, capacity: Option<f64>, cfg: &Shedding) -> bool {
+    capacity
+        .zip(s.arrivals_per_s)
+        .is_none_or(|(cap, arrivals)| arrivals < cap * cfg.exit.fraction)
 }
 
 /// Whether every signal is below its exit level (`fraction` × enter level).

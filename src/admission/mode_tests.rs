@@ -36,6 +36,8 @@ fn calm() -> Signals {
         failure_rate: Some(0.0),
         queue_wait_p95: None,
         samples: 1000,
+        arrivals_per_s: None,
+        served_per_s: None,
     }
 }
 
@@ -218,4 +220,41 @@ fn no_samples_is_calm() {
     let quiet = Signals::default();
     let changes = run(&mut m, start, 0.0, 60.0, |_| quiet);
     assert_eq!(changes[0], (20.0, Mode::Recovering));
+}
+
+#[test]
+fn shedding_calms_the_origin_but_recovery_waits_for_the_wave_to_pass() {
+    // Degraded at a throughput of 200/s; the origin looks calm at once (the
+    // pages are shed), but 2000/s are still arriving: no recovery until the
+    // demand is below 70 % of 200/s.
+    let start = Instant::now();
+    let mut m = Machine::new(Mode::Normal, start - Duration::from_secs(60));
+    let saturated = Signals {
+        served_per_s: Some(200.0),
+        arrivals_per_s: Some(1500.0),
+        ..ttfb(900)
+    };
+    let shedding = |arrivals: f64| Signals {
+        served_per_s: Some(20.0),
+        arrivals_per_s: Some(arrivals),
+        ..calm()
+    };
+    let changes = run(&mut m, start, 0.0, 120.0, |t| {
+        if t < 3.0 {
+            saturated
+        } else if t < 60.0 {
+            shedding(2000.0)
+        } else {
+            shedding(100.0)
+        }
+    });
+    // Degraded at 2 s; demand fits from 60 s; held 20 s -> recovering at 80 s; ramp 30 s.
+    assert_eq!(
+        changes,
+        vec![
+            (2.0, Mode::Degraded),
+            (80.0, Mode::Recovering),
+            (110.0, Mode::Normal)
+        ]
+    );
 }

@@ -86,6 +86,12 @@ pub struct Signals {
     pub queue_wait_p95: Option<Duration>,
     /// Origin exchanges in the window.
     pub samples: u64,
+    /// Requests arriving per second, all classes, shed ones included (the
+    /// demand, which shedding does not lower), over the last few seconds.
+    pub arrivals_per_s: Option<f64>,
+    /// Requests the origin answered per second (the throughput, which at
+    /// saturation is its capacity), over the last few seconds.
+    pub served_per_s: Option<f64>,
 }
 
 impl Window {
@@ -149,6 +155,8 @@ impl Window {
                 .then(|| failures as f64 / outcomes as f64),
             queue_wait_p95: percentile(&wait, 0.95, min_samples),
             samples: outcomes,
+            arrivals_per_s: None,
+            served_per_s: None,
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::runtime::Shared;
 use crate::story::Event;
 use crate::story::status::Numbers;
 
+/// Seconds over which arrival and throughput rates are averaged.
+const RATE_SECONDS: usize = 3;
+
 /// Runs until the process ends.
 pub async fn run(shared: Arc<Shared>) {
     let mut last_second = Instant::now();
@@ -106,6 +109,8 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
 /// Per-second bookkeeping: status numbers and journaled counters.
 struct Reporter {
     last: TallySnapshot,
+    /// The last few per-second snapshots, for arrival and throughput rates.
+    history: std::collections::VecDeque<TallySnapshot>,
     at_counters: TallySnapshot,
     counters_since: Instant,
     peak_inflight: usize,
@@ -116,6 +121,7 @@ impl Reporter {
         let t = shared.admission.tally.snapshot();
         Reporter {
             last: t.clone(),
+            history: std::collections::VecDeque::new(),
             at_counters: t,
             counters_since: Instant::now(),
             peak_inflight: 0,
@@ -126,6 +132,21 @@ impl Reporter {
         let t = shared.admission.tally.snapshot();
         let d = t.since(&self.last);
         self.last = t.clone();
+        // Rates over the last (up to) 3 seconds: steadier than one second,
+        // quick enough to see a wave pass.
+        self.history.push_back(t.clone());
+        if self.history.len() > RATE_SECONDS + 1 {
+            self.history.pop_front();
+        }
+        if let (Some(old), n) = (self.history.front(), self.history.len() - 1)
+            && n > 0
+        {
+            let span = t.since(old);
+            let per_s = |v: &[u64]| v.iter().sum::<u64>() as f64 / n as f64;
+            shared
+                .admission
+                .set_rates(per_s(&span.requests), per_s(&span.served));
+        }
         let p = RouteClass::Primary.index();
         let primary = d.requests.get(p).copied().unwrap_or(0);
         shared.render_status(Numbers {

@@ -117,6 +117,8 @@ pub struct Origin {
     /// Requests outstanding at the origin at most, in every mode; the rest
     /// wait in lifeboat's priority queue.
     pub max_inflight: usize,
+    /// Of those, slots only the primary class may take.
+    pub primary_reserved: usize,
     /// Requests waiting in lifeboat's queue at most.
     pub queue_max: usize,
     /// Longest wait in lifeboat's queue.

@@ -67,6 +67,7 @@ pub struct RawOrigin {
     pub http2: Option<bool>,
     pub host: S<String>,
     pub max_inflight: S<i64>,
+    pub primary_reserved: S<i64>,
     pub queue_max: S<i64>,
     pub queue_timeout: S<Duration>,
 }

@@ -313,6 +313,7 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
         })?),
     };
     let secs = |s| Duration::from_secs(s);
+    let max_inflight = ctx.int(&o.max_inflight, MAX_INFLIGHT, (1, 100_000))? as usize;
     Ok(Origin {
         scheme,
         authority,
@@ -334,7 +335,20 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
         pool_max_idle: ctx.int(&o.pool_max_idle, POOL_MAX_IDLE, (0, 100_000))? as usize,
         http2: o.http2.unwrap_or(false),
         host,
-        max_inflight: ctx.int(&o.max_inflight, MAX_INFLIGHT, (1, 100_000))? as usize,
+        max_inflight,
+        primary_reserved: match &o.primary_reserved {
+            None => max_inflight / 8,
+            Some(v) if (0..max_inflight as i64).contains(v.get_ref()) => *v.get_ref() as usize,
+            Some(v) => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!(
+                        "must be at least 0 and less than max_inflight ({max_inflight}), found {}",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        },
         queue_max: ctx.int(&o.queue_max, QUEUE_MAX, (0, 1_000_000))? as usize,
         queue_timeout: ctx.duration(
             &o.queue_timeout,

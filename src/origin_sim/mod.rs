@@ -2,8 +2,10 @@
 //! **fixed capacity**, so that excess load queues and latency climbs the way
 //! it does on a real one. Used by `lifeboat demo`, the tests and the benches.
 //!
-//! Capacity is `workers` slots, each held for `service_time` per request
-//! (a page render, or the start of a download). Requests beyond that wait
+//! Capacity is `workers` slots, each held for `service_time` per page (a
+//! page render) or `download_service_time` per download (opening a static
+//! file and handing it to the kernel: far cheaper, as on a real site; the
+//! bytes then stream without holding a worker). Requests beyond that wait
 //! for a slot, in arrival order and without bound, like connections piling
 //! up in an app server's listen backlog. Downloads are generated on the fly
 //! from one shared pattern buffer: a 10 GiB file costs no memory.
@@ -38,8 +40,10 @@ const CHUNK: usize = 64 * 1024;
 pub struct SimConfig {
     /// Concurrent requests the app server can work on.
     pub workers: usize,
-    /// Time each request holds a worker.
+    /// Time a page request holds a worker.
     pub service_time: Duration,
+    /// Time a download holds a worker before its bytes stream.
+    pub download_service_time: Duration,
     /// Size of `/download/*` files unless `?size=N` asks otherwise.
     pub download_size: u64,
 }
@@ -51,6 +55,7 @@ impl Default for SimConfig {
         SimConfig {
             workers: 4,
             service_time: Duration::from_millis(20),
+            download_service_time: Duration::from_millis(2),
             download_size: 8 << 20,
         }
     }
@@ -126,9 +131,14 @@ async fn handle(
     }
     // Hold a worker for the service time, queueing (unboundedly) for one.
     // (A zero service time means an origin with no modelled cost: benches.)
-    if !state.config.service_time.is_zero() {
+    let cost = if path.starts_with("/download/") {
+        state.config.download_service_time
+    } else {
+        state.config.service_time
+    };
+    if !cost.is_zero() {
         let permit = state.workers.acquire().await;
-        tokio::time::sleep(state.config.service_time).await;
+        tokio::time::sleep(cost).await;
         drop(permit);
     }
     state.served.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,8 @@ async fn downloads_survive_a_page_stampede() {
     let sim = SimConfig {
         workers: 4,
         service_time: Duration::from_millis(20),
+        // Downloads as costly as pages: the harder case for lifeboat.
+        download_service_time: Duration::from_millis(20),
         download_size: 256 * 1024,
     };
     let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim)

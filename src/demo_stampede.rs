@@ -1,0 +1,120 @@
+//! `lifeboat demo --stampede`: the simulated release-day origin, lifeboat in
+//! front of it, and a wave of visitors at ten times the origin's capacity,
+//! driven by the open-loop load generator. One line a second shows what
+//! happens; at the end, the story of the episode, from lifeboat's journal.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::admission::Mode;
+use crate::demo::DemoError;
+use crate::loadgen::stampede::{self, Wave};
+use crate::loadgen::{self, Plan, Report, Retry};
+use crate::origin_sim::SimOrigin;
+use crate::story::{journal, report};
+use crate::{Lifeboat, config};
+
+/// Runs the stampede demo with lifeboat on `listen`.
+pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
+    let sim = stampede::origin();
+    let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim.clone()).await?;
+    let origin_url = format!("http://{}", origin.addr()?);
+    tokio::spawn(origin.run());
+    let journal_path =
+        std::env::temp_dir().join(format!("lifeboat-demo-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&journal_path);
+    let text = stampede::lifeboat_config(&origin_url, &listen.to_string(), Some(&journal_path));
+    let config = config::from_str(&text, "<stampede demo config>", Path::new("."))?;
+    let lifeboat = Lifeboat::bind(config).await?;
+    let addr = lifeboat.http_addr().unwrap_or(listen);
+    let shared = lifeboat.shared();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lifeboat.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let wave = Wave::release_day();
+    let capacity = sim.capacity();
+    println!("lifeboat demo --stampede");
+    println!(
+        "  origin: {} workers, {:?} per page = {capacity:.0} pages/s; downloads {:?} each",
+        sim.workers, sim.service_time, sim.download_service_time
+    );
+    println!(
+        "  wave:   0 -> {:.0} req/s -> 0 over {:?} (90 % pages, 10 % downloads), through http://{addr}",
+        capacity * wave.peak,
+        wave.duration()
+    );
+    println!();
+    println!("  time  offered/s  mode        in-flight  downloads ok  shed/s  origin p95");
+    let plan = Plan {
+        base: format!("http://{addr}"),
+        mix: stampede::mix(),
+        rate: Box::new(wave.rate(capacity)),
+        duration: wave.duration(),
+        timeout: Duration::from_secs(10),
+        retry: Retry::Never,
+    };
+    let live = |r: &Report| line(&shared, r);
+    let result = loadgen::run(plan, live).await;
+    // Let it come back to normal (bounded), still reporting.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while shared.admission.view().mode != Mode::Normal && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        line(&shared, &result);
+    }
+    let _ = stop.send(());
+    let _ = server.await;
+    if let Some(p) = result.primary() {
+        println!();
+        println!(
+            "  downloads: {:.1} % succeeded ({} of {}), p99 {:.0} ms to first byte",
+            p.success_rate() * 100.0,
+            p.ok(),
+            p.total(),
+            p.latency_ms(0.99)
+        );
+        let others: Vec<String> = result
+            .others()
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("  pages:     {}", others.join(", "));
+    }
+    println!();
+    match journal::read(&journal_path) {
+        Ok(records) => print!("{}", report::markdown(&report::episodes(&records, None))),
+        Err(e) => println!("(no journal to tell the story from: {e})"),
+    }
+    println!(
+        "\n(the journal is at {}; `lifeboat story` renders it again)",
+        journal_path.display()
+    );
+    Ok(())
+}
+
+fn line(shared: &crate::runtime::Shared, r: &Report) {
+    let s = r.seconds.last().cloned().unwrap_or_default();
+    let signals = shared.admission.signals(1);
+    let ok = if s.primary_sent == 0 {
+        "-".to_string()
+    } else {
+        format!(
+            "{:.0} %",
+            100.0 * s.primary_ok as f64 / s.primary_sent as f64
+        )
+    };
+    println!(
+        "  {:>3}s  {:>9}  {:<10}  {:>9}  {:>12}  {:>6}  {:>7}",
+        r.seconds.len().saturating_sub(1),
+        s.sent,
+        shared.admission.view().mode.as_str(),
+        shared.admission.inflight.total(),
+        ok,
+        s.shed,
+        signals
+            .ttfb_p95
+            .map_or("-".to_string(), |d| format!("{} ms", d.as_millis())),
+    );
+}
