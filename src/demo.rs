@@ -73,6 +73,9 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         );
     }
     println!("  stop  Ctrl-C");
+    println!();
+    println!("  To watch it clear the boards under a release-day stampede and tell the story:");
+    println!("        cargo run --release -- demo --stampede");
     lifeboat.run(crate::listener::shutdown_signal()).await;
     Ok(())
 }

@@ -56,13 +56,14 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
         timeout: Duration::from_secs(10),
         retry: Retry::Never,
     };
-    let live = |r: &Report| line(&shared, r);
+    let started = tokio::time::Instant::now();
+    let live = |r: &Report| line(&shared, r, started);
     let result = loadgen::run(plan, live).await;
     // Let it come back to normal (bounded), still reporting.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while shared.admission.view().mode != Mode::Normal && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        line(&shared, &result);
+        line(&shared, &result, started);
     }
     let _ = stop.send(());
     let _ = server.await;
@@ -94,8 +95,14 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn line(shared: &crate::runtime::Shared, r: &Report) {
-    let s = r.seconds.last().cloned().unwrap_or_default();
+fn line(shared: &crate::runtime::Shared, r: &Report, started: tokio::time::Instant) {
+    // After the wave, the load generator's last second repeats: show it as over.
+    let wave_over = started.elapsed().as_secs() as usize >= r.seconds.len();
+    let s = if wave_over {
+        Default::default()
+    } else {
+        r.seconds.last().cloned().unwrap_or_default()
+    };
     let signals = shared.admission.signals(1);
     let ok = if s.primary_sent == 0 {
         "-".to_string()
@@ -107,7 +114,7 @@ fn line(shared: &crate::runtime::Shared, r: &Report) {
     };
     println!(
         "  {:>3}s  {:>9}  {:<10}  {:>9}  {:>12}  {:>6}  {:>7}",
-        r.seconds.len().saturating_sub(1),
+        started.elapsed().as_secs(),
         s.sent,
         shared.admission.view().mode.as_str(),
         shared.admission.inflight.total(),

@@ -1,0 +1,125 @@
+//! `cargo bench --bench idle`: what 10,000 idle keep-alive connections cost.
+//!
+//! Starts the `lifeboat` binary (a separate process, so its RSS is its
+//! own) in front of the simulated origin, opens 10,000 connections, sends
+//! one request on each, reads the answer, and leaves them open and idle.
+//! Reports lifeboat's RSS before and after. Target: at most 64 MiB.
+//! Appends a JSON line to `target/bench-results/idle.jsonl`.
+
+#[path = "support/closed_loop.rs"]
+mod closed_loop;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lifeboat::origin_sim::{SimConfig, SimOrigin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 10_000;
+/// Connections opened at once, so the listen backlog is never the limit.
+const PARALLEL: usize = 200;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn one(addr: SocketAddr) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 1024];
+    let mut got = Vec::new();
+    while !got.ends_with(b"ok\n") {
+        let n = s.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Some(s)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await.expect("origin");
+        let origin_addr = origin.addr().expect("origin addr");
+        tokio::spawn(origin.run());
+        let dir = std::env::temp_dir().join(format!("lifeboat-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("lifeboat.toml");
+        std::fs::write(&config, format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n")).expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().expect("spawn lifeboat");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr: SocketAddr = loop {
+            let line = lines.next().and_then(Result::ok).expect("lifeboat exited before listening");
+            if let Some(a) = line.split("address=").nth(1).filter(|_| line.contains("listening (HTTP/1.1")) {
+                break a.split_whitespace().next().unwrap_or("").parse().expect("address");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let pid = child.id();
+        let warm = one(addr).await.expect("first request");
+        drop(warm);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = rss_kib(pid);
+
+        let started = Instant::now();
+        let gate = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+        let tasks: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let _p = gate.acquire().await.ok()?;
+                    one(addr).await
+                })
+            })
+            .collect();
+        let mut open = Vec::with_capacity(CONNECTIONS);
+        for t in tasks {
+            if let Ok(Some(s)) = t.await {
+                open.push(s);
+            }
+        }
+        let opened = started.elapsed();
+        // Let allocator caches settle, then measure while everything is idle.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_kib(pid);
+        let per_conn = (after.saturating_sub(before)) as f64 / open.len().max(1) as f64;
+        println!("idle bench: {} of {CONNECTIONS} connections open and idle (opened in {opened:.1?})", open.len());
+        println!("| lifeboat RSS | KiB |");
+        println!("|---|---|");
+        println!("| before | {before} |");
+        println!("| with {} idle keep-alive connections | {after} ({:.1} MiB) |", open.len(), after as f64 / 1024.0);
+        println!("| per connection | {per_conn:.1} |");
+        println!("target <= 64 MiB: {}", if after <= 64 * 1024 && open.len() == CONNECTIONS { "met" } else { "MISSED" });
+        closed_loop::record(
+            "idle",
+            serde_json::json!({
+                "bench": "idle",
+                "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                "connections": open.len(), "rss_before_kib": before, "rss_after_kib": after, "per_connection_kib": per_conn,
+            }),
+        );
+        drop(open);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
