@@ -12,6 +12,7 @@ mod control;
 mod failures;
 mod headers;
 mod limits;
+mod loadgen;
 mod process;
 mod protocols;
 mod reload;
