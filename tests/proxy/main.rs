@@ -17,6 +17,7 @@ mod process;
 mod protocols;
 mod reload;
 mod shedding;
+mod smuggling;
 mod stampede;
 mod story;
 mod streaming;
