@@ -7,7 +7,7 @@ use std::time::Duration;
 use ::lifeboat::admission::Mode;
 use serde_json::{Value, json};
 
-use crate::support::{Running, TestOrigin, client, lifeboat, lifeboat_to};
+use crate::support::{Running, TestOrigin, client, lifeboat, lifeboat_to, status_of};
 
 fn admin_url(lb: &Running, path: &str) -> String {
     format!("http://{}{path}", lb.admin.expect("admin listener"))
@@ -25,24 +25,8 @@ async fn post(lb: &Running, path: &str, body: Value, token: Option<&str>) -> req
 async fn health_readiness_and_mode() {
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin).start().await;
-    assert_eq!(
-        client()
-            .get(admin_url(&lb, "/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client()
-            .get(admin_url(&lb, "/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(admin_url(&lb, "/healthz")).await, 200);
+    assert_eq!(status_of(admin_url(&lb, "/readyz")).await, 200);
     let mode: Value = client()
         .get(admin_url(&lb, "/mode"))
         .send()
@@ -63,24 +47,8 @@ async fn health_readiness_and_mode() {
         .await
         .unwrap();
     assert!(config.contains(&origin.addr.to_string()), "{config}");
-    assert_eq!(
-        client()
-            .get(admin_url(&lb, "/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        client()
-            .get(admin_url(&lb, "/reload"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        405
-    );
+    assert_eq!(status_of(admin_url(&lb, "/nope")).await, 404);
+    assert_eq!(status_of(admin_url(&lb, "/reload")).await, 405);
 }
 
 #[tokio::test]
@@ -123,15 +91,7 @@ async fn override_with_ttl_expires_on_its_own() {
         .await
         .unwrap();
     assert_eq!(mode["override"], Value::Null);
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }
 
 #[tokio::test]
@@ -241,12 +201,7 @@ async fn token_rules() {
         "a refused request changed the mode"
     );
     assert_eq!(
-        client()
-            .get(admin_url(&lb, "/mode"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(admin_url(&lb, "/mode")).await,
         200,
         "reads need no token"
     );
@@ -283,20 +238,9 @@ async fn metrics_after_traffic() {
         .route("downloads", "match", "/bytes/*", "primary")
         .start()
         .await;
-    assert_eq!(
-        client()
-            .get(lb.url("/bytes/10"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/bytes/10")).await, 200);
     post(&lb, "/mode", json!({"mode": "degraded"}), None).await;
-    assert_eq!(
-        client().get(lb.url("/news")).send().await.unwrap().status(),
-        503
-    );
+    assert_eq!(status_of(lb.url("/news")).await, 503);
     post(&lb, "/mode", json!({"mode": "auto"}), None).await;
     let text = client()
         .get(admin_url(&lb, "/metrics"))

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{TestOrigin, client, lifeboat, lifeboat_to};
+use crate::support::{TestOrigin, client, lifeboat, lifeboat_to, status_of};
 
 /// A loopback port with nothing listening on it.
 async fn closed_port() -> u16 {
@@ -40,15 +40,7 @@ async fn slow_origin_gives_the_apology() {
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-timeout");
     // A fast request on the same proxy is unaffected.
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }
 
 #[tokio::test]
@@ -87,13 +79,5 @@ async fn stalled_upload_gets_408() {
     assert_eq!(resp.headers()["x-lifeboat-error"], "client-timeout");
     drop(tx);
     // The proxy and its origin pool are fine afterwards.
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }

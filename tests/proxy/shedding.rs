@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::lifeboat::admission::Mode;
 use serde_json::Value;
 
-use crate::support::{Harness, TestOrigin, client, lifeboat, raw_exchange};
+use crate::support::{Harness, TestOrigin, client, lifeboat, raw_exchange, status_of};
 
 /// Primary `/bytes/*` and `/gated`, keep `/status/*`; everything else normal.
 fn harness(origin: &TestOrigin) -> Harness {
@@ -220,15 +220,7 @@ async fn the_queue_lives_in_lifeboat() {
     );
     drop(first);
     // The slot is free again once the body has ended.
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }
 
 #[tokio::test]
@@ -343,12 +335,7 @@ async fn a_slow_origin_clears_the_boards_and_recovery_ramps_back() {
     let shed = client().get(lb.url("/news")).send().await.unwrap();
     assert_eq!(shed.headers()["x-lifeboat-shed"], "degraded");
     assert_eq!(
-        client()
-            .get(lb.url("/bytes/100"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(lb.url("/bytes/100")).await,
         200,
         "primary stays up"
     );
@@ -365,8 +352,5 @@ async fn a_slow_origin_clears_the_boards_and_recovery_ramps_back() {
         3,
         "exactly one degrade, one recovery, one return"
     );
-    assert_eq!(
-        client().get(lb.url("/news")).send().await.unwrap().status(),
-        404
-    );
+    assert_eq!(status_of(lb.url("/news")).await, 404);
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::support::process::bin;
-use crate::support::{Running, TestOrigin, client, lifeboat};
+use crate::support::{Running, TestOrigin, client, lifeboat, status_of};
 
 async fn set_mode(lb: &Running, mode: &str) {
     let r = client()
@@ -47,21 +47,10 @@ async fn a_forced_episode_is_journaled_and_told() {
         .await;
     set_mode(&lb, "degraded").await;
     for _ in 0..5 {
-        assert_eq!(
-            client().get(lb.url("/news")).send().await.unwrap().status(),
-            503
-        );
+        assert_eq!(status_of(lb.url("/news")).await, 503);
     }
     for _ in 0..2 {
-        assert_eq!(
-            client()
-                .get(lb.url("/bytes/100"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(status_of(lb.url("/bytes/100")).await, 200);
     }
     let r = client()
         .post(format!("http://{}/message", lb.admin.unwrap()))
@@ -260,15 +249,7 @@ async fn an_unwritable_journal_does_not_stop_the_show() {
         .await;
     set_mode(&lb, "degraded").await;
     set_mode(&lb, "normal").await;
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status_of(lb.url("/status/200")).await, 200);
     let errors = || {
         let text = ::lifeboat::telemetry::render(&lb.shared);
         text.lines()

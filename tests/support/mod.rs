@@ -50,3 +50,8 @@ pub async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (Strin
         }
     }
 }
+
+/// GET `url` with a plain client; the status code.
+pub async fn status_of(url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
+    client().get(url).send().await.expect("request").status()
+}
