@@ -121,11 +121,15 @@ pub async fn watch(shared: Arc<Shared>) {
     }
     // Compare with what was loaded at start: an edit made before the watch
     // was armed produced no event, but must not be missed.
-    let mut last = shared.loaded_bytes.clone();
-    if shared.runtime().config.reload.watch && changed_since(&path, &last) {
+    // Compare with the text the running config was made from: an edit made
+    // before the watch was armed produced no event, but must not be missed.
+    let on_disk = || std::fs::read(&path).ok().map(|b| config::digest(&b));
+    let mut last = Some(shared.runtime().config.digest);
+    let now = on_disk();
+    if shared.runtime().config.reload.watch && now.is_some() && now != last {
         reload(&shared, "file");
     }
-    last = std::fs::read(&path).ok().or(last);
+    last = now.or(last);
     while rx.recv().await.is_some() {
         // Let a burst of events (write, rename, symlink swap) settle.
         let debounce = shared.runtime().config.reload.debounce;
@@ -134,20 +138,13 @@ pub async fn watch(shared: Arc<Shared>) {
         if !shared.runtime().config.reload.watch {
             continue;
         }
-        let now = std::fs::read(&path).ok();
+        let now = on_disk();
         if now.is_some() && now != last {
             last = now;
             reload(&shared, "file");
         }
     }
     drop(watcher);
-}
-
-/// Whether the file now differs from `last` (and can be read).
-fn changed_since(path: &Path, last: &Option<Vec<u8>>) -> bool {
-    std::fs::read(path)
-        .ok()
-        .is_some_and(|now| Some(&now) != last.as_ref())
 }
 
 /// File names whose change means the config may have changed: the file,

@@ -76,9 +76,6 @@ pub struct Shared {
     events_rx: Mutex<Option<mpsc::Receiver<Record>>>,
     /// The config file, for reloads (`None`: inline config, no reload).
     pub config_path: Option<PathBuf>,
-    /// The file's bytes when it was loaded at start, so the watcher can tell
-    /// an edit made before it was armed.
-    pub loaded_bytes: Option<Vec<u8>>,
 }
 
 impl Shared {
@@ -86,12 +83,7 @@ impl Shared {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
         let admission = Admission::new(&config);
         let message = config.apology.message.clone();
-        let pages = Pages::render(&Context {
-            apology: &config.apology,
-            routes: &config.routes,
-            since: admission.since(),
-            message: &message,
-        });
+        let pages = render_pages(&config, admission.since(), &message);
         let status = Status::new(
             admission.view().mode.as_str(),
             admission.since(),
@@ -110,7 +102,6 @@ impl Shared {
             generation: AtomicU64::new(1),
             events,
             events_rx: Mutex::new(Some(rx)),
-            loaded_bytes: config_path.as_ref().and_then(|p| std::fs::read(p).ok()),
             config_path,
         })
     }
@@ -258,12 +249,17 @@ impl Shared {
     pub fn rerender_pages(&self) {
         let rt = self.runtime();
         let message = self.message();
-        let pages = Pages::render(&Context {
-            apology: &rt.config.apology,
-            routes: &rt.config.routes,
-            since: self.admission.since(),
-            message: &message,
-        });
+        let pages = render_pages(&rt.config, self.admission.since(), &message);
         self.pages.store(Arc::new(pages));
     }
+}
+
+/// The apology pages for a config, the current mode's start and the message.
+fn render_pages(config: &Config, since: SystemTime, message: &str) -> Pages {
+    Pages::render(&Context {
+        apology: &config.apology,
+        routes: &config.routes,
+        since,
+        message,
+    })
 }

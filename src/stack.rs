@@ -141,7 +141,7 @@ impl Gateway {
                     return self.shed(exchange, class, reason, asked);
                 }
                 metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "client-error").increment(1);
-                apology::for_upstream(&self.shared.pages(), &err, asked)
+                apology::client_timeout()
             }
         }
     }

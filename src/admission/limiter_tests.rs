@@ -1,3 +1,5 @@
+//! Unit tests of the limiter, included from `limiter.rs` under `#[cfg(test)]`.
+
 use std::time::Duration;
 
 use super::*;

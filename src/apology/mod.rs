@@ -14,7 +14,7 @@ mod page;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-pub use page::{Context, Pages};
+pub use page::{Context, Pages, escape_html};
 
 use crate::body::ResponseBody;
 use crate::upstream::UpstreamError;
@@ -183,12 +183,10 @@ pub fn respond(pages: &Pages, reason: ShedReason, asked: Asked) -> Response<Resp
 const CLIENT_TIMEOUT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request stalled</title></head>\
 <body><h1>Your request stalled</h1><p>We stopped receiving your request before it was complete. Please try again.</p></body></html>\n";
 
-/// The response for an origin-side failure: the apology, or `408` when the
-/// client's own upload stalled.
-pub fn for_upstream(pages: &Pages, err: &UpstreamError, asked: Asked) -> Response<ResponseBody> {
-    if let Some(reason) = ShedReason::for_upstream(err) {
-        return respond(pages, reason, asked);
-    }
+/// The response when the client's own upload stalled: `408`, not the
+/// apology (the origin is fine; the client went quiet). Origin failures are
+/// shed with [`ShedReason::for_upstream`] by the caller.
+pub fn client_timeout() -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(CLIENT_TIMEOUT.as_bytes()));
     *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
     let h = resp.headers_mut();

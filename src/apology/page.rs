@@ -46,13 +46,13 @@ impl Pages {
         let retry = a.retry_after.as_secs();
         let html = a
             .template
-            .replace("{{title}}", &escape(&a.title))
-            .replace("{{message}}", &escape(ctx.message))
-            .replace("{{since}}", &escape(&since))
+            .replace("{{title}}", &escape_html(&a.title))
+            .replace("{{message}}", &escape_html(ctx.message))
+            .replace("{{since}}", &escape_html(&since))
             .replace("{{retry_after}}", &retry.to_string())
             .replace("{{primary_links}}", &primary_links(ctx.routes))
-            .replace("{{status_url}}", &escape(&a.status_url))
-            .replace("{{signed}}", &escape(&a.signed));
+            .replace("{{status_url}}", &escape_html(&a.status_url))
+            .replace("{{signed}}", &escape_html(&a.signed));
         let json = ShedReason::ALL
             .iter()
             .map(|r| {
@@ -93,15 +93,16 @@ fn primary_links(routes: &Routes) -> String {
             let dir = &literal[..=literal.rfind('/')?];
             Some(format!(
                 "<a class=\"download\" href=\"{}\">Go to {}</a>",
-                escape(dir),
-                escape(&r.name)
+                escape_html(dir),
+                escape_html(&r.name)
             ))
         })
         .collect();
     links.join("\n    ")
 }
 
-fn escape(s: &str) -> String {
+/// Escapes text for HTML content and attribute values.
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -141,7 +142,7 @@ mod tests {
     #[test]
     fn escapes_operator_text() {
         assert_eq!(
-            escape("<b>\"R&D\"</b>"),
+            escape_html("<b>\"R&D\"</b>"),
             "&lt;b&gt;&quot;R&amp;D&quot;&lt;/b&gt;"
         );
     }

@@ -29,6 +29,9 @@ pub use units::{ByteSize, Cidr};
 pub struct Config {
     /// Where the configuration came from (a path, or a label for inline text).
     pub source: String,
+    /// Digest of the exact text it was validated from, so the file watcher
+    /// can tell an edit from the running version without reading twice.
+    pub digest: u64,
     /// Public listeners.
     pub listen: Listen,
     /// The origin lifeboat proxies to.
@@ -322,6 +325,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// paths inside the file (certificates) are resolved against `base_dir`.
 pub fn from_str(text: &str, name: &str, base_dir: &Path) -> Result<Config, ConfigError> {
     validate::parse_and_validate(text, name, base_dir)
+}
+
+/// Digest of config file bytes (stable within a build; not cryptographic).
+pub fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// A short human summary of a valid configuration, for `lifeboat check`.

@@ -157,6 +157,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
     };
     Ok(Config {
         source: ctx.src.name.to_string(),
+        digest: super::digest(ctx.src.text.as_bytes()),
         listen: listen(ctx, raw.listen.as_ref())?,
         origin: self::origin(ctx, origin)?,
         limits: limits(ctx, &raw.limits)?,

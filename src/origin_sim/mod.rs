@@ -143,9 +143,11 @@ async fn handle(
     }
     state.served.fetch_add(1, Ordering::Relaxed);
 
-    if let Some(name) = path.strip_prefix("/download/").filter(|n| !n.is_empty()) {
+    if path
+        .strip_prefix("/download/")
+        .is_some_and(|n| !n.is_empty())
+    {
         let size = query_size(req.uri().query()).unwrap_or(state.config.download_size);
-        let _ = name;
         let mut resp = Response::new(SimBody::Generated {
             remaining: size,
             pattern: state.pattern.clone(),

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::apology::escape_html;
+
 /// What the status endpoint says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -93,8 +95,8 @@ impl Status {
         let message = self.message.as_ref().map_or(String::new(), |m| {
             format!(
                 "<blockquote>{}<br><small>posted {}</small></blockquote>",
-                escape(&m.text),
-                escape(&m.set_at)
+                escape_html(&m.text),
+                escape_html(&m.set_at)
             )
         });
         let n = &self.numbers;
@@ -110,23 +112,16 @@ blockquote{{border-left:4px solid #0b63ce;margin:1em 0;padding-left:1em}}</style
 <table><tr><td>Requests per second</td><td>{rps:.0}</td></tr><tr><td>Apologies per second</td><td>{shed:.0}</td></tr>\
 <tr><td>Requests in progress</td><td>{inflight}</td></tr><tr><td>Downloads succeeding</td><td>{success}</td></tr></table>\
 <p><small>Updated {generated}. This page is served by lifeboat and refreshes itself.</small></p></body></html>\n",
-            mode = escape(&self.mode),
-            since = escape(&self.since),
+            mode = escape_html(&self.mode),
+            since = escape_html(&self.since),
             rps = n.requests_per_s,
             shed = n.shed_per_s,
             inflight = n.inflight,
-            generated = escape(&self.generated_at),
+            generated = escape_html(&self.generated_at),
         );
         StatusPages {
             json: Bytes::from(json),
             html: Bytes::from(html),
         }
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
