@@ -8,22 +8,17 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::process::Process;
-use crate::support::{Harness, TestOrigin, client, lifeboat};
+use crate::support::{Harness, TestOrigin, client, lifeboat, wait_until};
 
 fn version(origin: &TestOrigin, via: &str) -> Harness {
     lifeboat(origin).set("proxy.via", &format!("\"{via}\""))
 }
 
 async fn wait_generation(lb: &crate::support::Running, at_least: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while lb.shared.generation() < at_least {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "generation stayed {}",
-            lb.shared.generation()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(&format!("config generation {at_least}"), || {
+        lb.shared.generation() >= at_least
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,14 +162,10 @@ async fn a_configmap_symlink_swap_is_picked_up() {
     std::fs::rename(m.join("..data_tmp"), m.join("..data")).unwrap();
     std::fs::remove_dir_all(m.join("..2026_11_21_a")).unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while shared.generation() < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the symlink swap was not noticed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the symlink swap to be noticed", || {
+        shared.generation() >= 2
+    })
+    .await;
     assert_eq!(via(client()).await, "1.1 map-b");
 }
 

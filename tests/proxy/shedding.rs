@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::lifeboat::admission::Mode;
 use serde_json::Value;
 
-use crate::support::{Harness, TestOrigin, client, lifeboat, raw_exchange, status_of};
+use crate::support::{Harness, TestOrigin, client, lifeboat, raw_exchange, status_of, wait_until};
 
 /// Primary `/bytes/*` and `/gated`, keep `/status/*`; everything else normal.
 fn harness(origin: &TestOrigin) -> Harness {
@@ -196,14 +196,10 @@ async fn the_queue_lives_in_lifeboat() {
     );
     // ...the next waits in lifeboat's queue, the one after finds it full.
     let queued = tokio::spawn(client().get(lb.url("/news")).send());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while lb.shared.admission.origin.queued() < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request never queued"
-        );
-        tokio::task::yield_now().await;
-    }
+    wait_until("the request to queue", || {
+        lb.shared.admission.origin.queued() >= 1
+    })
+    .await;
     let full = client().get(lb.url("/about")).send().await.unwrap();
     assert_eq!(full.headers()["x-lifeboat-shed"], "queue-full");
     let waited = queued.await.unwrap().unwrap();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::support::process::bin;
-use crate::support::{Running, TestOrigin, client, lifeboat, status_of};
+use crate::support::{Running, TestOrigin, client, lifeboat, status_of, wait_until};
 
 async fn set_mode(lb: &Running, mode: &str) {
     let r = client()
@@ -19,17 +19,6 @@ async fn set_mode(lb: &Running, mode: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

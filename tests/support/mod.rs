@@ -55,3 +55,17 @@ pub async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (Strin
 pub async fn status_of(url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
     client().get(url).send().await.expect("request").status()
 }
+
+/// Waits until `check` holds, polling every 5 ms; fails the test naming
+/// `what` if it does not hold within 10 s. A condition with a deadline,
+/// never a sleep that hopes.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
