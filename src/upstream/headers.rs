@@ -96,14 +96,32 @@ pub struct Peer<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
-/// Sets the `X-Forwarded-*` fields. From an untrusted peer, incoming values
-/// (and `Forwarded`) are discarded; from a trusted one, the chain is extended.
+/// Whether a header is a claim about the connection that only a proxy may
+/// make: every `X-Forwarded-*` (Port, Prefix, Server and the rest, not just
+/// the three lifeboat sets), `Forwarded`, and the client-address headers
+/// that origins commonly believe.
+fn is_peer_claim(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded" | "x-real-ip" | "x-client-ip" | "true-client-ip"
+        )
+}
+
+/// Sets the `X-Forwarded-*` fields. From an untrusted peer, every incoming
+/// claim about the connection ([`is_peer_claim`]) is discarded; from a
+/// trusted one, they pass and the chain is extended.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: &Peer<'_>) {
     if !peer.trusted {
-        headers.remove(header::FORWARDED);
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
-        headers.remove(&X_FORWARDED_FOR);
+        // Collecting allocates only when there is something to remove.
+        let claims: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| is_peer_claim(n.as_str()))
+            .cloned()
+            .collect();
+        for name in claims {
+            headers.remove(name);
+        }
     }
     let chain = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(prior) if !prior.trim_ascii().is_empty() => {
@@ -216,6 +234,9 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-port", "1"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-real-ip", "6.6.6.6"),
         ]);
         let host = HeaderValue::from_static("example.org");
         let peer = Peer {
@@ -229,6 +250,9 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.org");
         assert!(!h.contains_key("forwarded"));
+        for spoofed in ["x-forwarded-port", "x-forwarded-prefix", "x-real-ip"] {
+            assert!(!h.contains_key(spoofed), "{spoofed} passed");
+        }
     }
 
     #[test]

@@ -183,3 +183,45 @@ async fn graceful_shutdown_finishes_an_inflight_download() {
         "drain should complete once the download finished"
     );
 }
+
+/// Sends `head` in `pieces` separate writes, a moment apart, so that each
+/// arrives in its own segment; returns the response and whether the
+/// connection was closed.
+async fn send_in_pieces(addr: std::net::SocketAddr, head: &[u8], pieces: usize) -> (String, bool) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for chunk in head.chunks(head.len().div_ceil(pieces)) {
+        if stream.write_all(chunk).await.is_err() {
+            break; // refused early: the response is already waiting
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    read_until_close(&mut stream, Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn header_abuse_is_refused_however_it_is_written() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let huge = format!(
+        "GET /status/200 HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let mut many = String::from("GET /status/200 HTTP/1.1\r\nHost: t\r\n");
+    for i in 0..101 {
+        many += &format!("X-H{i}: v\r\n");
+    }
+    many += "\r\n";
+    for (what, head) in [("a 64 KiB header", &huge), ("101 headers", &many)] {
+        for pieces in [1, 7, 64] {
+            let (text, closed) = send_in_pieces(lb.addr(), head.as_bytes(), pieces).await;
+            assert!(
+                text.starts_with("HTTP/1.1 431"),
+                "{what} in {pieces} writes: {}",
+                &text[..text.len().min(200)]
+            );
+            assert!(closed, "{what} in {pieces} writes: connection left open");
+        }
+    }
+    assert_eq!(origin.requests(), 0, "a refused head reached the origin");
+}

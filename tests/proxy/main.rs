@@ -14,6 +14,7 @@ mod headers;
 mod limits;
 mod loadgen;
 mod process;
+mod props;
 mod protocols;
 mod reload;
 mod shedding;

@@ -161,9 +161,13 @@ async fn path_tricks_and_headers_never_pass_as_primary() {
         "/%62ytes/10",
         "/bytes/%2e%2e/status/200",
         "/bytes//10",
+        "/echo/headers",
     ] {
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: t\r\nX-Lifeboat-Class: primary\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: t\r\nX-Lifeboat-Class: primary\r\n\
+             X-Original-URL: /bytes/10\r\nX-Rewrite-URL: /bytes/10\r\n\
+             X-Forwarded-Prefix: /bytes\r\nX-Forwarded-Uri: /bytes/10\r\n\
+             Connection: close\r\n\r\n"
         );
         let (text, _) = raw_exchange(lb.addr(), req.as_bytes(), Duration::from_secs(10)).await;
         assert!(
