@@ -39,7 +39,7 @@ use crate::admission::{Decision, Held, Refused, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
-use crate::listener::{Activity, DrainToken};
+use crate::listener::{Activity, Cancels, DrainToken};
 use crate::runtime::{Runtime, Shared};
 use crate::upstream::Inbound;
 
@@ -52,6 +52,8 @@ pub struct ConnCtx {
     pub activity: Arc<Activity>,
     /// Held by upgraded tunnels so shutdown waits for them.
     pub drain: DrainToken,
+    /// Requests cancelled before their answer (the rapid-reset guard).
+    pub cancels: Arc<Cancels>,
 }
 
 /// The service handed to hyper for one connection.
@@ -65,6 +67,11 @@ impl Gateway {
     /// The service for one accepted connection.
     pub fn new(shared: Arc<Shared>, conn: ConnCtx) -> Self {
         Gateway { shared, conn }
+    }
+
+    /// The client's address.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.conn.inbound.peer
     }
 
     async fn handle(self, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -237,6 +244,12 @@ impl tower::Service<Request<Incoming>> for Gateway {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
+        Box::pin(async move {
+            let cancels = this.conn.cancels.clone();
+            let answer = cancels.begin();
+            let response = this.handle(req).await;
+            answer.answered();
+            Ok(response)
+        })
     }
 }

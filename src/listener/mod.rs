@@ -5,6 +5,7 @@
 //! Per-connection settings (limits, TLS certificate) are read from the live
 //! configuration at accept time, so a reload applies to new connections.
 
+mod cancels;
 mod watchdog;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+pub use cancels::{Answer, Cancels};
 pub use watchdog::{Activity, ActivityGuard};
 
 use crate::config::{Config, Limits};
@@ -268,19 +270,21 @@ impl Acceptor {
                 limits.header_read_timeout,
                 limits.keepalive_timeout,
             );
+            let cancels = Arc::new(Cancels::default());
             let conn = ConnCtx {
                 inbound: Inbound::new(peer, tls),
                 activity,
                 drain,
+                cancels: cancels.clone(),
             };
             let gateway = Gateway::new(shared, conn);
             match (tls, &config.listen.https) {
-                (false, _) => serve(io, gateway, &config, stop).await,
+                (false, _) => serve(io, gateway, &config, stop, &cancels).await,
                 (true, Some((_, tls_cfg))) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls_cfg.server_config.clone());
                     match tokio::time::timeout(tls_cfg.handshake_timeout, acceptor.accept(io)).await
                     {
-                        Ok(Ok(stream)) => serve(stream, gateway, &config, stop).await,
+                        Ok(Ok(stream)) => serve(stream, gateway, &config, stop, &cancels).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -325,17 +329,36 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn serve<IO>(io: IO, gateway: Gateway, config: &Config, mut stop: watch::Receiver<bool>)
-where
+async fn serve<IO>(
+    io: IO,
+    gateway: Gateway,
+    config: &Config,
+    mut stop: watch::Receiver<bool>,
+    cancels: &Cancels,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let builder = builder(&config.limits);
+    let gateway_peer = gateway.peer();
     let conn =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(gateway));
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        _ = cancels.tripped() => {
+            let (requests, cancelled) = cancels.counts();
+            tracing::warn!(
+                peer = %gateway_peer,
+                requests,
+                cancelled,
+                "closing a connection that cancels most of its requests (rapid reset?)"
+            );
+            metrics::counter!("lifeboat_abusive_connections_total", "reason" => "cancelled-requests")
+                .increment(1);
             conn.as_mut().graceful_shutdown();
             conn.await
         }

@@ -1,10 +1,14 @@
 //! Origin failures become the apology (503 + Retry-After, reason
 //! `origin-down` / `origin-timeout`) in any mode, never a raw gateway error
 //! or a library's default page; a stalled upload is the client's own: 408.
+//! Broken origins (garbage, resets, stalls, early closes) end cleanly.
 
 use std::time::Duration;
 
-use crate::support::{TestOrigin, client, lifeboat, lifeboat_to, status_of};
+use std::sync::atomic::Ordering;
+
+use crate::support::faulty::FaultyOrigin;
+use crate::support::{TestOrigin, client, lifeboat, lifeboat_to, status_of, wait_until};
 
 /// A loopback port with nothing listening on it.
 async fn closed_port() -> u16 {
@@ -80,4 +84,66 @@ async fn stalled_upload_gets_408() {
     drop(tx);
     // The proxy and its origin pool are fine afterwards.
     assert_eq!(status_of(lb.url("/status/200")).await, 200);
+}
+
+/// Origin faults (hardening item 7): each fault becomes a clean apology or a
+/// visibly broken body (never a silently truncated success), the pool
+/// recovers, and no connection or admission slot is left behind.
+#[tokio::test]
+async fn origin_faults_end_cleanly_and_the_pool_recovers() {
+    let origin = FaultyOrigin::start().await;
+    let lb = lifeboat_to(&origin.url())
+        .set("limits.body_idle_timeout", "\"300ms\"")
+        .start()
+        .await;
+    let c = client();
+
+    // Garbage instead of a response: the apology, before any byte was sent.
+    let resp = c.get(lb.url("/garbage")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-down");
+
+    // A reset mid-body: the head was already sent, so the client must see
+    // the body break rather than a short body that looks complete.
+    let resp = c.get(lb.url("/reset")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(1024 * 1024));
+    assert!(
+        resp.bytes().await.is_err(),
+        "a reset origin produced a complete-looking body"
+    );
+
+    // Silence after the head: cut at the body idle timeout, not hung.
+    let started = std::time::Instant::now();
+    let resp = c.get(lb.url("/stall")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), resp.bytes())
+        .await
+        .expect("a stalled origin hung the client");
+    assert!(body.is_err(), "a stalled body looked complete");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // Keep-alive connections the origin closes right after answering: the
+    // pool must never hand out a dead one.
+    for i in 0..50 {
+        let resp = c.get(lb.url("/close-early")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "request {i} on a closed keep-alive");
+        assert_eq!(resp.text().await.unwrap(), "ok\n");
+    }
+
+    // After all that: ordinary requests work, on reused connections.
+    for _ in 0..20 {
+        assert_eq!(status_of(lb.url("/ok")).await, 200);
+    }
+    assert!(
+        origin.accepted.load(Ordering::SeqCst) <= 4 + 50 + 2,
+        "the pool did not reuse connections for /ok"
+    );
+    // Nothing leaks: no admission slot held, no origin connection beyond
+    // the idle pool.
+    wait_until("every admission slot to be released", || {
+        lb.shared.admission.inflight.total() == 0 && lb.shared.admission.origin.inflight() == 0
+    })
+    .await;
+    wait_until("origin connections to close", || origin.open() <= 2).await;
 }

@@ -11,6 +11,7 @@ mod config_errors;
 mod control;
 mod failures;
 mod headers;
+mod http2_abuse;
 mod limits;
 mod loadgen;
 mod process;

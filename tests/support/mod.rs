@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod faulty;
+pub mod h2raw;
 pub mod lifeboat;
 pub mod origin;
 pub mod process;
