@@ -76,6 +76,8 @@ pub struct Shared {
     events_rx: Mutex<Option<mpsc::Receiver<Record>>>,
     /// The config file, for reloads (`None`: inline config, no reload).
     pub config_path: Option<PathBuf>,
+    /// TLS handshake slots (`listen.tls.max_handshakes`, fixed at start).
+    pub handshakes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -92,7 +94,13 @@ impl Shared {
         )
         .render();
         let (events, rx) = EventSink::new();
+        let handshakes = config
+            .listen
+            .https
+            .as_ref()
+            .map_or(1, |(_, tls)| tls.max_handshakes);
         Arc::new(Shared {
+            handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),

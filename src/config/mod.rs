@@ -74,8 +74,12 @@ pub struct Tls {
     pub cert_path: PathBuf,
     /// rustls configuration with ALPN `h2`, `http/1.1`.
     pub server_config: Arc<rustls::ServerConfig>,
-    /// Time allowed for a TLS handshake.
+    /// Time allowed for a TLS handshake, ClientHello to Finished, waiting
+    /// for a handshake slot included.
     pub handshake_timeout: Duration,
+    /// Handshakes past their ClientHello in progress at once (the
+    /// cryptography); more wait for a slot. Read at start.
+    pub max_handshakes: usize,
 }
 
 impl std::fmt::Debug for Tls {
@@ -83,6 +87,7 @@ impl std::fmt::Debug for Tls {
         f.debug_struct("Tls")
             .field("cert_path", &self.cert_path)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("max_handshakes", &self.max_handshakes)
             .finish_non_exhaustive()
     }
 }

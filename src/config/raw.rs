@@ -54,6 +54,7 @@ pub struct RawTls {
     pub cert: S<String>,
     pub key: S<String>,
     pub handshake_timeout: S<Duration>,
+    pub max_handshakes: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

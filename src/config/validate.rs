@@ -24,6 +24,7 @@ const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// TLS handshakes normally take one or two round trips; 5 s cuts silent
 /// handshakes without failing slow mobile links.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
+const TLS_MAX_HANDSHAKES: i64 = 512;
 /// Origin connect: a healthy origin on a LAN connects in milliseconds; 4 s
 /// tolerates SYN retransmission (1 s, then 3 s) once.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -267,6 +268,7 @@ fn tls(ctx: &Ctx<'_>, raw: &Spanned<RawTls>) -> Result<Tls, ConfigError> {
             TLS_HANDSHAKE,
             (Duration::from_millis(100), Duration::from_secs(60)),
         )?,
+        max_handshakes: ctx.int(&t.max_handshakes, TLS_MAX_HANDSHAKES, (1, 100_000))? as usize,
     })
 }
 

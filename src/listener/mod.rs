@@ -6,6 +6,7 @@
 //! configuration at accept time, so a reload applies to new connections.
 
 mod cancels;
+mod tls_slot;
 mod watchdog;
 
 use std::future::Future;
@@ -256,6 +257,7 @@ impl Acceptor {
         let stop = self.stop.clone();
         let drain = self.drain.clone();
         let tls = self.tls;
+        let handshakes = self.shared.handshakes.clone();
         async move {
             let _permit = permit;
             let rt = shared.runtime();
@@ -281,9 +283,8 @@ impl Acceptor {
             match (tls, &config.listen.https) {
                 (false, _) => serve(io, gateway, &config, stop, &cancels).await,
                 (true, Some((_, tls_cfg))) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls_cfg.server_config.clone());
-                    match tokio::time::timeout(tls_cfg.handshake_timeout, acceptor.accept(io)).await
-                    {
+                    let handshake = handshake(io, tls_cfg.server_config.clone(), &handshakes);
+                    match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
                         Ok(Ok(stream)) => serve(stream, gateway, &config, stop, &cancels).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -295,6 +296,33 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// A TLS handshake under a slot: the ClientHello is read without one (a
+/// silent client costs a socket, never a slot, and is cut at the deadline);
+/// then one of the process's `max_handshakes` slots is taken for the
+/// cryptography (key exchange and signature) and given back as soon as the
+/// server's first flight is written, before waiting on the client again.
+/// A stampede of new clients queues for the cores instead of taking them
+/// all, and a client that stalls mid-handshake holds nothing.
+async fn handshake<IO>(
+    io: IO,
+    config: Arc<rustls::ServerConfig>,
+    slots: &Arc<Semaphore>,
+) -> io::Result<tokio_rustls::server::TlsStream<tls_slot::SlotIo<IO>>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let (io, slot) = tls_slot::SlotIo::new(io);
+    let hello =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+    let permit = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| io::Error::other("handshake slots closed"))?;
+    slot.hold(permit);
+    hello.into_stream(config).await
 }
 
 /// Completes once shutdown has begun. (The watch guard is dropped here,

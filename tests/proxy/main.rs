@@ -9,6 +9,7 @@ mod support;
 
 mod config_errors;
 mod control;
+mod external;
 mod failures;
 mod headers;
 mod http2_abuse;
@@ -23,3 +24,4 @@ mod smuggling;
 mod stampede;
 mod story;
 mod streaming;
+mod tls_limits;
