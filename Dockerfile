@@ -3,6 +3,9 @@
 # runs lifeboat as an unprivileged user.
 
 FROM rust:1.95-slim-bookworm AS build
+# jemalloc (the allocator) is C, built with make.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./

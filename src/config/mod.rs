@@ -65,6 +65,8 @@ pub struct Listen {
     pub http: Option<SocketAddr>,
     /// TLS address, with its certificate.
     pub https: Option<(SocketAddr, Tls)>,
+    /// Accept queue length for both (the kernel caps it at somaxconn).
+    pub backlog: u32,
 }
 
 /// A loaded TLS server configuration.

@@ -44,6 +44,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawListen {
     pub http: S<String>,
+    pub backlog: S<i64>,
     pub https: S<String>,
     pub tls: Option<Spanned<RawTls>>,
 }

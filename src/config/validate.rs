@@ -25,6 +25,7 @@ const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// handshakes without failing slow mobile links.
 const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
 const TLS_MAX_HANDSHAKES: i64 = 512;
+const LISTEN_BACKLOG: i64 = 4096;
 /// Origin connect: a healthy origin on a LAN connects in milliseconds; 4 s
 /// tolerates SYN retransmission (1 s, then 3 s) once.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -183,7 +184,11 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
 fn listen(ctx: &Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Result<Listen, ConfigError> {
     let Some(raw) = raw else {
         let http = DEFAULT_HTTP.parse().ok();
-        return Ok(Listen { http, https: None });
+        return Ok(Listen {
+            http,
+            https: None,
+            backlog: LISTEN_BACKLOG as u32,
+        });
     };
     let addr = |v: &Spanned<String>| -> Result<SocketAddr, ConfigError> {
         v.get_ref().parse().map_err(|_| {
@@ -236,7 +241,12 @@ fn listen(ctx: &Ctx<'_>, raw: Option<&Spanned<RawListen>>) -> Result<Listen, Con
             "no listener: set `http`, `https`, or both",
         ));
     }
-    Ok(Listen { http, https })
+    let backlog = ctx.int(&raw.get_ref().backlog, LISTEN_BACKLOG, (16, 65_535))? as u32;
+    Ok(Listen {
+        http,
+        https,
+        backlog,
+    })
 }
 
 fn tls(ctx: &Ctx<'_>, raw: &Spanned<RawTls>) -> Result<Tls, ConfigError> {

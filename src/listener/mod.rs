@@ -62,9 +62,10 @@ impl Lifeboat {
         config: Config,
         path: Option<std::path::PathBuf>,
     ) -> io::Result<Self> {
+        raise_fd_limit(config.limits.max_connections);
+        let backlog = config.listen.backlog;
         let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
+            listen(addr, backlog)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
         };
         let http = match config.listen.http {
@@ -271,6 +272,7 @@ impl Acceptor {
                 activity.clone(),
                 limits.header_read_timeout,
                 limits.keepalive_timeout,
+                limits.body_idle_timeout,
             );
             let cancels = Arc::new(Cancels::default());
             let conn = ConnCtx {
@@ -323,6 +325,37 @@ where
         .map_err(|_| io::Error::other("handshake slots closed"))?;
     slot.hold(permit);
     hello.into_stream(config).await
+}
+
+/// Binds a listener with `SO_REUSEADDR` (a restart can rebind at once)
+/// and the given accept queue length.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Raises the soft file-descriptor limit to the hard one, as Go and
+/// HAProxy do: a default soft limit of 1024 would cap a proxy at a few
+/// hundred clients whatever `max_connections` says. Says so if even the
+/// hard limit cannot hold `max_connections` clients and their origin
+/// connections; accepting then backs off at the limit (see `Acceptor`).
+fn raise_fd_limit(max_connections: usize) {
+    let wanted = 2 * max_connections as u64 + 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "file descriptor limit is below 2 x limits.max_connections; raise it (ulimit -n, LimitNOFILE)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the file descriptor limit"),
+    }
 }
 
 /// Completes once shutdown has begun. (The watch guard is dropped here,

@@ -14,6 +14,12 @@
 //!   idle timeouts and the origin timeouts govern instead.
 //!
 //! On expiry a read fails with `TimedOut` and hyper closes the connection.
+//!
+//! Writes have a deadline of their own, `send_timeout` (the body idle
+//! timeout): a client that stops reading (slow read, a dead peer behind a
+//! full window) would otherwise hold its connection, and the download's
+//! origin slot, forever. A write that stays blocked that long fails with
+//! `TimedOut`; any byte accepted by the socket restarts the clock.
 
 use std::io;
 use std::pin::Pin;
@@ -83,16 +89,22 @@ pub struct Watchdog<IO> {
     phase: Phase,
     seen_begun: u64,
     timer: Option<Pin<Box<Sleep>>>,
+    send_timeout: Duration,
+    /// Since when the socket has refused every write (None: it has not).
+    write_blocked: Option<Instant>,
+    write_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<IO> Watchdog<IO> {
     /// Wraps a freshly accepted socket; the first request head is due
-    /// within `header_timeout`.
+    /// within `header_timeout`, and no write may stay blocked longer than
+    /// `send_timeout`.
     pub fn new(
         io: IO,
         activity: Arc<Activity>,
         header_timeout: Duration,
         idle_timeout: Duration,
+        send_timeout: Duration,
     ) -> Self {
         let phase = Phase::Head(Instant::now());
         Watchdog {
@@ -103,7 +115,36 @@ impl<IO> Watchdog<IO> {
             phase,
             seen_begun: 0,
             timer: None,
+            send_timeout,
+            write_blocked: None,
+            write_timer: None,
         }
+    }
+
+    /// Tracks write progress: `Ready` restarts the send clock, `Pending`
+    /// starts it (once) and fails the write when it runs out.
+    fn write_deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.write_blocked = None;
+            return r;
+        }
+        let since = *self.write_blocked.get_or_insert_with(Instant::now);
+        let deadline = since + self.send_timeout;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped reading the response",
+        )))
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -178,20 +219,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.write_deadline(cx, r)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.write_deadline(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.write_deadline(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)

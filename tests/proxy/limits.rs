@@ -225,3 +225,32 @@ async fn header_abuse_is_refused_however_it_is_written() {
     }
     assert_eq!(origin.requests(), 0, "a refused head reached the origin");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_and_frees_its_origin_slot() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.body_idle_timeout", "\"500ms\"")
+        .start()
+        .await;
+    // A small receive window, then never a read: the 64 MiB response
+    // cannot fit in the socket buffers, so lifeboat's writes block.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(lb.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /bytes/67108864 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    crate::support::wait_until("the download to reach the origin", || {
+        origin.requests() == 1
+    })
+    .await;
+    crate::support::wait_until("the stalled download to be cut and its slot freed", || {
+        lb.shared.admission.origin.inflight() == 0 && lb.shared.admission.inflight.total() == 0
+    })
+    .await;
+    drop(stream);
+    // The proxy is unharmed.
+    assert_eq!(crate::support::status_of(lb.url("/status/200")).await, 200);
+}

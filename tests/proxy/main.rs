@@ -9,6 +9,7 @@ mod support;
 
 mod config_errors;
 mod control;
+mod exhaustion;
 mod external;
 mod failures;
 mod headers;

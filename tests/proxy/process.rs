@@ -4,14 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::process::{Process, bin};
+use crate::support::process::{Process, bin, write_config};
 use crate::support::{TestOrigin, client, lifeboat};
-
-fn write_config(dir: &std::path::Path, toml: &str) -> std::path::PathBuf {
-    let path = dir.join("lifeboat.toml");
-    std::fs::write(&path, toml).unwrap();
-    path
-}
 
 #[test]
 fn check_exit_codes() {

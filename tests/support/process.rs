@@ -13,14 +13,23 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_lifeboat")
 }
 
+/// Writes `toml` as `lifeboat.toml` in `dir`; its path.
+pub fn write_config(dir: &Path, toml: &str) -> std::path::PathBuf {
+    let path = dir.join("lifeboat.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
 /// A running `lifeboat run` process, killed when dropped.
 pub struct Process {
     /// The child.
     pub child: Child,
     /// The plain listener's address, read from its log.
     pub http: SocketAddr,
-    /// Every stderr line, as it arrives.
+    /// Every stderr line after the "listening" one, as it arrives.
     pub lines: mpsc::Receiver<String>,
+    /// The stderr lines up to and including "listening".
+    pub startup: Vec<String>,
 }
 
 impl Process {
@@ -31,7 +40,25 @@ impl Process {
         reason = "Drop kills and waits for the child"
     )]
     pub fn start(config: &Path) -> Process {
-        let mut child = Command::new(bin())
+        Self::start_under(&[], config)
+    }
+
+    /// As [`Process::start`], with the command prefixed by `wrapper` (such
+    /// as `prlimit --nofile=256 --`).
+    #[allow(
+        clippy::zombie_processes,
+        reason = "Drop kills and waits for the child"
+    )]
+    pub fn start_under(wrapper: &[&str], config: &Path) -> Process {
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args(["run", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
@@ -49,6 +76,7 @@ impl Process {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut startup = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let Ok(line) = lines.recv_timeout(left) else {
@@ -57,11 +85,14 @@ impl Process {
                 let _ = child.wait();
                 panic!("lifeboat did not report listening within 20 s");
             };
-            if let Some(addr) = listening_address(&line) {
+            let addr = listening_address(&line);
+            startup.push(line);
+            if let Some(addr) = addr {
                 return Process {
                     child,
                     http: addr,
                     lines,
+                    startup,
                 };
             }
         }
@@ -76,6 +107,33 @@ impl Process {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmRSS")
+    }
+
+    /// Open file descriptors, from /proc.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("proc fd")
+            .count()
+    }
+
+    /// CPU time used so far (user + system), from /proc.
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("proc stat");
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the whole line, in clock ticks.
+        let rest = &stat[stat.rfind(')').expect("stat comm") + 2..];
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields[11] + fields[12];
+        Duration::from_millis(ticks * 1000 / clock_ticks_per_second())
+    }
+
+    /// Log lines that arrived so far and contain `needle`, consumed.
+    pub fn count_lines(&self, needle: &str) -> usize {
+        self.lines.try_iter().filter(|l| l.contains(needle)).count()
     }
 
     /// Sends SIGTERM.
@@ -105,6 +163,17 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `getconf CLK_TCK` (100 on every Linux this runs on).
+fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
 }
 
 fn listening_address(line: &str) -> Option<SocketAddr> {
