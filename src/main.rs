@@ -90,13 +90,14 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     logging::init(&config.log);
     runtime()?.block_on(async {
         let lifeboat = Lifeboat::bind_with_path(config, Some(path)).await?;
+        let shutdown = lifeboat::listener::shutdown_signal();
         if let Some(a) = lifeboat.http_addr() {
             tracing::info!(address = %a, "listening (HTTP/1.1, h2c)");
         }
         if let Some(a) = lifeboat.https_addr() {
             tracing::info!(address = %a, "listening (TLS: h2, HTTP/1.1)");
         }
-        lifeboat.run(lifeboat::listener::shutdown_signal()).await;
+        lifeboat.run(shutdown).await;
         Ok(())
     })
 }

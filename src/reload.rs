@@ -74,16 +74,32 @@ pub fn reload(shared: &Shared, trigger: &str) -> Outcome {
 }
 
 /// Reloads on every SIGHUP, until the process ends.
-pub async fn on_sighup(shared: Arc<Shared>) {
+pub async fn on_sighup(shared: Arc<Shared>, hup: Hangup) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
+    if let Some(mut hup) = hup.0 {
         while hup.recv().await.is_some() {
             reload(&shared, "sighup");
         }
+    }
+    #[cfg(not(unix))]
+    let _ = (shared, hup);
+}
+
+/// SIGHUP, registered as soon as the listeners are bound: until a handler
+/// exists, the signal's default action is to kill the process, so a reload
+/// sent right after start must already find one.
+pub struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    /// Registers the handler now (must run inside the runtime).
+    pub fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Hangup(signal(SignalKind::hangup()).ok())
+        }
+        #[cfg(not(unix))]
+        Hangup()
     }
 }
 

@@ -49,6 +49,7 @@ pub struct Lifeboat {
     http: Option<TcpListener>,
     https: Option<TcpListener>,
     admin: Option<TcpListener>,
+    hangup: Option<crate::reload::Hangup>,
 }
 
 impl Lifeboat {
@@ -80,11 +81,13 @@ impl Lifeboat {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
+        let hangup = path.is_some().then(crate::reload::Hangup::register);
         Ok(Lifeboat {
             shared: Shared::new(config, path),
             http,
             https,
             admin,
+            hangup,
         })
     }
 
@@ -187,8 +190,13 @@ impl Lifeboat {
             }
             tasks.push(tokio::spawn(crate::admin::serve(listener, admin.clone())));
         }
+        if let Some(hangup) = self.hangup.take() {
+            tasks.push(tokio::spawn(crate::reload::on_sighup(
+                shared.clone(),
+                hangup,
+            )));
+        }
         if shared.config_path.is_some() {
-            tasks.push(tokio::spawn(crate::reload::on_sighup(shared.clone())));
             tasks.push(tokio::spawn(crate::reload::watch(shared.clone())));
         }
         shared.events.emit(crate::story::Event::Started {
@@ -429,25 +437,33 @@ async fn serve<IO>(
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are registered
+/// when this is called, not when the future is first polled: call it before
+/// announcing the listeners, so a signal sent right after start drains
+/// instead of killing the process outright. Must run inside the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

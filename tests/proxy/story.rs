@@ -227,22 +227,29 @@ async fn a_dead_webhook_slows_nothing() {
 }
 
 #[tokio::test]
-async fn an_unwritable_journal_does_not_stop_the_show() {
+async fn an_unwritable_or_full_journal_does_not_stop_the_show() {
     let origin = TestOrigin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    // The journal path is a directory: every append fails.
-    let lb = lifeboat(&origin)
-        .set("journal.path", &format!("{:?}", dir.path()))
-        .set("shedding.tick", "\"20ms\"")
-        .start()
-        .await;
-    set_mode(&lb, "degraded").await;
-    set_mode(&lb, "normal").await;
-    assert_eq!(status_of(lb.url("/status/200")).await, 200);
-    let errors = || {
-        let text = ::lifeboat::telemetry::render(&lb.shared);
-        text.lines()
-            .any(|l| l.starts_with("lifeboat_journal_errors_total") && !l.ends_with(" 0"))
-    };
-    wait_until("journal errors counted", errors).await;
+    // A directory (every open fails) and /dev/full (every write fails with
+    // ENOSPC, as on a full disk).
+    for path in [dir.path(), std::path::Path::new("/dev/full")] {
+        let lb = lifeboat(&origin)
+            .set("journal.path", &format!("{path:?}"))
+            .set("shedding.tick", "\"20ms\"")
+            .start()
+            .await;
+        let errors = || {
+            let text = ::lifeboat::telemetry::render(&lb.shared);
+            text.lines()
+                .filter(|l| l.starts_with("lifeboat_journal_errors_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        };
+        let before = errors();
+        set_mode(&lb, "degraded").await;
+        assert_eq!(status_of(lb.url("/news")).await, 503, "{path:?}: shedding");
+        set_mode(&lb, "normal").await;
+        assert_eq!(status_of(lb.url("/status/200")).await, 200, "{path:?}");
+        wait_until("journal errors counted", || errors() > before).await;
+    }
 }
