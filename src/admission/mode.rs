@@ -136,11 +136,20 @@ impl Machine {
         if from == to {
             return None;
         }
+        // Throughput is a measure of capacity only when more was arriving
+        // than the origin got through: then the origin set the pace. An
+        // origin that turned slow under a modest load served what it was
+        // asked, which says nothing of what it can do once it is fast again.
+        let capacity_bound = signals.served_per_s.filter(|served| {
+            signals
+                .arrivals_per_s
+                .is_some_and(|a| a > served * SATURATED)
+        });
         self.capacity = match to {
             Mode::Normal => None,
             // Keep the highest throughput seen while saturated: a return to
             // degraded during the ramp must not lower the estimate.
-            _ => match (self.capacity, signals.served_per_s) {
+            _ => match (self.capacity, capacity_bound) {
                 (Some(c), Some(s)) => Some(c.max(s)),
                 (c, s) => c.or(s),
             }
@@ -233,6 +242,10 @@ fn hot(s: &Signals, cfg: &Shedding) -> Option<String> {
     }
     None
 }
+
+/// Arrivals above throughput by this factor mean the origin, not the
+/// demand, is setting the pace.
+const SATURATED: f64 = 1.2;
 
 /// Whether the demand (arrivals, shed ones included) fits within the exit
 /// fraction of the capacity measured when the boards were cleared. Shedding

@@ -258,3 +258,35 @@ fn shedding_calms_the_origin_but_recovery_waits_for_the_wave_to_pass() {
         ]
     );
 }
+
+#[test]
+fn a_slow_origin_under_modest_load_leaves_no_capacity_to_wait_for() {
+    // The origin turned slow while serving everything it was asked (a
+    // closed loop of clients): its throughput then was demand, not
+    // capacity. Once it is fast again, the instant apologies make the same
+    // clients arrive much faster; recovery must not wait for that "demand"
+    // to fit the slow origin's throughput.
+    let start = Instant::now();
+    let mut m = Machine::new(Mode::Normal, start - Duration::from_secs(60));
+    let slow = Signals {
+        served_per_s: Some(6.0),
+        arrivals_per_s: Some(6.5),
+        ..ttfb(900)
+    };
+    let fast_again = Signals {
+        served_per_s: Some(5.0),
+        arrivals_per_s: Some(400.0),
+        ..calm()
+    };
+    let changes = run(&mut m, start, 0.0, 60.0, |t| {
+        if t < 3.0 { slow } else { fast_again }
+    });
+    assert_eq!(
+        changes,
+        vec![
+            (2.0, Mode::Degraded),
+            (23.0, Mode::Recovering),
+            (53.0, Mode::Normal)
+        ]
+    );
+}

@@ -21,7 +21,9 @@ use crate::story::Event;
 use crate::story::status::Numbers;
 
 /// Seconds over which arrival and throughput rates are averaged.
-const RATE_SECONDS: usize = 3;
+const RATE_SECONDS: u64 = 3;
+/// Rates over less than this are too noisy to act on.
+const MIN_RATE_SPAN: Duration = Duration::from_millis(400);
 
 /// Runs until the process ends.
 pub async fn run(shared: Arc<Shared>) {
@@ -37,6 +39,7 @@ pub async fn run(shared: Arc<Shared>) {
             report.second(&shared, now);
         }
         report.peak_inflight = report.peak_inflight.max(shared.admission.inflight.total());
+        report.rates(&shared, now);
         if let Some(t) = step(&shared, now) {
             report.transition(&shared, &t, now);
         }
@@ -109,8 +112,9 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
 /// Per-second bookkeeping: status numbers and journaled counters.
 struct Reporter {
     last: TallySnapshot,
-    /// The last few per-second snapshots, for arrival and throughput rates.
-    history: std::collections::VecDeque<TallySnapshot>,
+    /// Snapshots of the last few seconds, one per tick, for arrival and
+    /// throughput rates.
+    history: std::collections::VecDeque<(Instant, TallySnapshot)>,
     at_counters: TallySnapshot,
     counters_since: Instant,
     peak_inflight: usize,
@@ -132,21 +136,6 @@ impl Reporter {
         let t = shared.admission.tally.snapshot();
         let d = t.since(&self.last);
         self.last = t.clone();
-        // Rates over the last (up to) 3 seconds: steadier than one second,
-        // quick enough to see a wave pass.
-        self.history.push_back(t.clone());
-        if self.history.len() > RATE_SECONDS + 1 {
-            self.history.pop_front();
-        }
-        if let (Some(old), n) = (self.history.front(), self.history.len() - 1)
-            && n > 0
-        {
-            let span = t.since(old);
-            let per_s = |v: &[u64]| v.iter().sum::<u64>() as f64 / n as f64;
-            shared
-                .admission
-                .set_rates(per_s(&span.requests), per_s(&span.served));
-        }
         let p = RouteClass::Primary.index();
         let primary = d.requests.get(p).copied().unwrap_or(0);
         shared.render_status(Numbers {
@@ -160,6 +149,38 @@ impl Reporter {
         if shared.admission.view().mode != Mode::Normal && now - self.counters_since >= every {
             self.counters(shared, now);
         }
+    }
+
+    /// Arrival and throughput rates over the last (up to) 3 seconds, every
+    /// tick: steadier than one second, quick enough to see a wave pass, and
+    /// available a fraction of a second after traffic starts. A wave that
+    /// clears the boards within its first second still leaves a capacity
+    /// measurement behind, without which recovery could not tell whether the
+    /// demand has passed.
+    fn rates(&mut self, shared: &Shared, now: Instant) {
+        self.history
+            .push_back((now, shared.admission.tally.snapshot()));
+        while self.history.len() > 2
+            && self
+                .history
+                .get(1)
+                .is_some_and(|(t, _)| now - *t >= Duration::from_secs(RATE_SECONDS))
+        {
+            self.history.pop_front();
+        }
+        let (Some((since, old)), Some((_, new))) = (self.history.front(), self.history.back())
+        else {
+            return;
+        };
+        let span = (now - *since).as_secs_f64();
+        if span < MIN_RATE_SPAN.as_secs_f64() {
+            return;
+        }
+        let d = new.since(old);
+        let per_s = |v: &[u64]| v.iter().sum::<u64>() as f64 / span;
+        shared
+            .admission
+            .set_rates(per_s(&d.requests), per_s(&d.served));
     }
 
     fn transition(&mut self, shared: &Shared, t: &Transition, now: Instant) {

@@ -10,6 +10,7 @@ use crate::support::{TestOrigin, lifeboat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_fds_backs_off_quietly_and_recovers() {
+    let _heavy = crate::support::heavy().await;
     let origin = TestOrigin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let toml = lifeboat(&origin)

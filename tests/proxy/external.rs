@@ -214,6 +214,7 @@ async fn attack(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowhttptest_attacks_are_cut_and_downloads_keep_flowing() {
+    let _heavy = crate::support::heavy().await;
     let Some(slow) = tool("slowhttptest", "slowhttptest") else {
         return;
     };

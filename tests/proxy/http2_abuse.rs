@@ -145,6 +145,7 @@ async fn rapid_reset(
 
 #[tokio::test]
 async fn rapid_reset_is_cut_off_with_goaway() {
+    let _heavy = crate::support::heavy().await;
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin)
         .route("downloads", "match", "/bytes/*", "primary")

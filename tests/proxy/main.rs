@@ -13,6 +13,7 @@ mod exhaustion;
 mod external;
 mod failures;
 mod headers;
+mod herd;
 mod http2_abuse;
 mod limits;
 mod loadgen;

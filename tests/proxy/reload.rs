@@ -23,6 +23,7 @@ async fn wait_generation(lb: &crate::support::Running, at_least: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_reloads_under_load_lose_nothing() {
+    let _heavy = crate::support::heavy().await;
     let origin = TestOrigin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lifeboat.toml");
@@ -317,6 +318,7 @@ async fn tls_certificates_reload_with_the_config() {
 /// fails, and neither fds nor RSS grow once warm.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_storm_under_load_leaks_nothing() {
+    let _heavy = crate::support::heavy().await;
     crate::support::tls::install_provider();
     let origin = TestOrigin::start().await;
     let dir = tempfile::tempdir().unwrap();

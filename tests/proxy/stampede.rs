@@ -17,6 +17,7 @@ use crate::support::{client, lifeboat_to};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_survive_a_page_stampede() {
+    let _heavy = crate::support::heavy().await;
     let sim = SimConfig {
         workers: 4,
         service_time: Duration::from_millis(20),

@@ -72,3 +72,14 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Held by the tests that load both cores on purpose (stampedes, storms,
+/// attack tools): they run one at a time, so that each measures lifeboat
+/// rather than the other's load. Light tests still run beside them.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    HEAVY
+        .get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
