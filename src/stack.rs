@@ -148,7 +148,11 @@ impl Gateway {
                     return self.shed(exchange, class, reason, asked);
                 }
                 metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "client-error").increment(1);
-                apology::client_timeout()
+                let stalled = matches!(
+                    err,
+                    crate::upstream::UpstreamError::ClientBody { stalled: true, .. }
+                );
+                apology::client_body_error(stalled)
             }
         }
     }

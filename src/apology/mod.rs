@@ -6,8 +6,8 @@
 //! `application/problem+json`; brotli, gzip or identity). Serving one copies
 //! no body: the page is shared `Bytes`; only the headers are built.
 //!
-//! The one failure that is the client's own, a stalled upload, gets a short
-//! `408` page instead.
+//! The one failure that is the client's own, a broken upload, gets a short
+//! page instead: `408` if it stalled, `400` if it was malformed or cut off.
 
 mod page;
 
@@ -87,7 +87,7 @@ impl ShedReason {
             UpstreamError::ConnectTimeout(_) | UpstreamError::Ttfb(_) => {
                 Some(ShedReason::OriginTimeout)
             }
-            UpstreamError::ClientBody(_) => None,
+            UpstreamError::ClientBody { .. } => None,
         }
     }
 }
@@ -183,22 +183,32 @@ pub fn respond(pages: &Pages, reason: ShedReason, asked: Asked) -> Response<Resp
 const CLIENT_TIMEOUT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request stalled</title></head>\
 <body><h1>Your request stalled</h1><p>We stopped receiving your request before it was complete. Please try again.</p></body></html>\n";
 
-/// The response when the client's own upload stalled: `408`, not the
-/// apology (the origin is fine; the client went quiet). Origin failures are
-/// shed with [`ShedReason::for_upstream`] by the caller.
-pub fn client_timeout() -> Response<ResponseBody> {
-    let mut resp = Response::new(ResponseBody::full(CLIENT_TIMEOUT.as_bytes()));
-    *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+const BAD_BODY: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request was malformed</title></head>\
+<body><h1>Your request was malformed</h1><p>The body of your request was cut off or not validly framed.</p></body></html>\n";
+
+/// The response when the client's own upload failed: `408` if it stalled,
+/// `400` if it was malformed or cut off; never the apology (the origin is
+/// fine; the client is not). Origin failures are shed with
+/// [`ShedReason::for_upstream`] by the caller.
+pub fn client_body_error(stalled: bool) -> Response<ResponseBody> {
+    let (page, status, code) = if stalled {
+        (
+            CLIENT_TIMEOUT,
+            StatusCode::REQUEST_TIMEOUT,
+            "client-timeout",
+        )
+    } else {
+        (BAD_BODY, StatusCode::BAD_REQUEST, "bad-request-body")
+    };
+    let mut resp = Response::new(ResponseBody::full(page.as_bytes()));
+    *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        "x-lifeboat-error",
-        HeaderValue::from_static("client-timeout"),
-    );
+    h.insert("x-lifeboat-error", HeaderValue::from_static(code));
     resp
 }
 

@@ -39,9 +39,15 @@ pub enum UpstreamError {
     /// No response headers within `ttfb_timeout`.
     #[error("origin sent no response headers within {0:?}")]
     Ttfb(Duration),
-    /// The client's own request body stalled or broke while being forwarded.
-    #[error("client request body: {0}")]
-    ClientBody(String),
+    /// The client's own request body stalled (`stalled`) or was malformed or
+    /// cut off while being forwarded.
+    #[error("client request body: {detail}")]
+    ClientBody {
+        /// No progress for the body idle timeout, as opposed to broken.
+        stalled: bool,
+        /// What happened.
+        detail: String,
+    },
     /// The origin closed, reset, or sent something that is not HTTP.
     #[error("origin broke the exchange: {0}")]
     Protocol(BoxError),
@@ -204,7 +210,10 @@ impl Upstream {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(err) = source {
             if let Some(body) = err.downcast_ref::<BodyError>() {
-                return UpstreamError::ClientBody(body.to_string());
+                return UpstreamError::ClientBody {
+                    stalled: matches!(body, BodyError::Idle(_)),
+                    detail: body.to_string(),
+                };
             }
             if let Some(io) = err.downcast_ref::<std::io::Error>()
                 && io.kind() == std::io::ErrorKind::TimedOut
