@@ -70,13 +70,7 @@ impl Body for IdleBody {
             }
             Poll::Pending => {
                 let deadline = this.last_progress + this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                ready!(timer.as_mut().poll(cx));
+                ready!(crate::deadline::poll_until(&mut this.timer, deadline, cx));
                 Poll::Ready(Some(Err(BodyError::Idle(this.timeout))))
             }
         }

@@ -35,6 +35,7 @@ pub mod apology;
 pub mod body;
 pub mod classify;
 pub mod config;
+mod deadline;
 pub mod demo;
 mod demo_stampede;
 pub mod listener;

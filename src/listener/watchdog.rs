@@ -31,6 +31,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::deadline::poll_until;
+
 /// Requests (and tunnels) on one connection, shared between the watchdog
 /// and the service that handles the connection's requests. `begun` counts
 /// every request ever started, so a request that starts and finishes between
@@ -133,14 +135,11 @@ impl<IO> Watchdog<IO> {
             return r;
         }
         let since = *self.write_blocked.get_or_insert_with(Instant::now);
-        let deadline = since + self.send_timeout;
-        let timer = self
-            .write_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        ready!(timer.as_mut().poll(cx));
+        ready!(poll_until(
+            &mut self.write_timer,
+            since + self.send_timeout,
+            cx
+        ));
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "client stopped reading the response",
@@ -197,13 +196,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
                 let Some(deadline) = self.deadline() else {
                     return Poll::Pending;
                 };
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                ready!(timer.as_mut().poll(cx));
+                ready!(poll_until(&mut self.timer, deadline, cx));
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "client sent no complete request in time",

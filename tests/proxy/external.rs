@@ -19,12 +19,7 @@ async fn testssl_finds_only_tls12_and_tls13_with_modern_ciphers() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
     let origin = TestOrigin::start().await;
-    let lb = lifeboat(&origin)
-        .set("listen.https", "\"127.0.0.1:0\"")
-        .set("listen.tls.cert", &format!("{:?}", pki.cert))
-        .set("listen.tls.key", &format!("{:?}", pki.key))
-        .start()
-        .await;
+    let lb = lifeboat(&origin).tls(&pki).start().await;
     let json = dir.path().join("testssl.json");
     let run = tokio::process::Command::new(testssl)
         .args([

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::h2raw::{self, Conn, GOAWAY, REFUSED_STREAM, RST_STREAM};
+use crate::support::process::{Process, write_config};
 use crate::support::{TestOrigin, client, lifeboat};
 
 #[tokio::test]
@@ -143,37 +144,51 @@ async fn rapid_reset(
     (id / 2, code)
 }
 
-#[tokio::test]
+/// Against the binary, so that its CPU time is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_is_cut_off_with_goaway() {
     let _heavy = crate::support::heavy().await;
     let origin = TestOrigin::start().await;
-    let lb = lifeboat(&origin)
+    let dir = tempfile::tempdir().unwrap();
+    let toml = lifeboat(&origin)
+        .set("log.level", "\"info\"")
         .route("downloads", "match", "/bytes/*", "primary")
-        .start()
-        .await;
+        .toml();
+    let proc = Process::start(&write_config(dir.path(), &toml));
+    let addr = proc.http;
     let stop = Arc::new(AtomicBool::new(false));
-    let primary = primary_loop(lb.url("/bytes/1024"), stop.clone());
+    let primary = primary_loop(format!("http://{addr}/bytes/1024"), stop.clone());
 
     // The classic form: HEADERS and RST_STREAM back to back.
+    let cpu_before = proc.cpu_time();
     let mut fast_opened = 0;
     for _ in 0..5 {
-        let (opened, code) = rapid_reset(lb.addr(), None, 100_000).await;
+        let (opened, code) = rapid_reset(addr, None, 100_000).await;
         assert!(code.is_some(), "no GOAWAY after {opened} reset streams");
         assert!(opened < 100_000, "never cut off");
         fast_opened += opened;
     }
+    let fast_cpu = proc.cpu_time() - cpu_before;
     let after_fast = origin.requests();
     // The slow form: each stream reaches the origin before it is cancelled.
     for _ in 0..3 {
-        let (opened, code) = rapid_reset(lb.addr(), Some(&origin), 5_000).await;
+        let (opened, code) = rapid_reset(addr, Some(&origin), 5_000).await;
         assert!(code.is_some(), "no GOAWAY after {opened} cancelled streams");
     }
     let slow_work = origin.requests() - after_fast;
+    let total_cpu = proc.cpu_time() - cpu_before;
     stop.store(true, Ordering::SeqCst);
     let (served, worst) = primary.await.unwrap();
     eprintln!(
-        "rapid reset: 5 fast connections opened {fast_opened} streams, the origin saw {after_fast}; \
-         3 slow connections cost {slow_work} origin requests; primary loop served {served}, slowest {worst:?}"
+        "rapid reset: 5 fast connections opened {fast_opened} streams, lifeboat spent {} ms of CPU on them, \
+         the origin saw {after_fast}; 3 slow connections cost {slow_work} origin requests; \
+         {} ms of CPU in all (in 10 ms clock ticks); primary loop served {served}, slowest {worst:?}",
+        fast_cpu.as_millis(),
+        total_cpu.as_millis()
+    );
+    assert!(
+        fast_cpu < Duration::from_secs(2),
+        "{fast_cpu:?} of CPU for 5 rapid-reset connections: not bounded"
     );
     assert!(served > 0, "the primary loop was starved");
     assert!(

@@ -31,12 +31,7 @@ async fn tls_negotiates_h2_and_http11() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
     let origin = TestOrigin::start().await;
-    let lb = lifeboat(&origin)
-        .set("listen.https", "\"127.0.0.1:0\"")
-        .set("listen.tls.cert", &format!("{:?}", pki.cert))
-        .set("listen.tls.key", &format!("{:?}", pki.key))
-        .start()
-        .await;
+    let lb = lifeboat(&origin).tls(&pki).start().await;
     let addr = lb.https.unwrap();
     let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
     let h2 = reqwest::Client::builder()
@@ -77,9 +72,7 @@ async fn tls_refuses_untrusted_clients_nothing() {
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin)
         .unset("listen.http")
-        .set("listen.https", "\"127.0.0.1:0\"")
-        .set("listen.tls.cert", &format!("{:?}", pki.cert))
-        .set("listen.tls.key", &format!("{:?}", pki.key))
+        .tls(&pki)
         .start()
         .await;
     let addr = lb.https.unwrap();

@@ -266,11 +266,7 @@ async fn tls_certificates_reload_with_the_config() {
         crate::support::tls::make_pki(&b),
     );
     let with = |pki: &crate::support::tls::TestPki| {
-        lifeboat(&origin)
-            .set("listen.https", "\"127.0.0.1:0\"")
-            .set("listen.tls.cert", &format!("{:?}", pki.cert))
-            .set("listen.tls.key", &format!("{:?}", pki.key))
-            .set("reload.watch", "false")
+        lifeboat(&origin).tls(pki).set("reload.watch", "false")
     };
     let file = dir.path().join("lifeboat.toml");
     let lb = with(&pki_a).start_from_file(&file).await;
@@ -328,9 +324,7 @@ async fn a_reload_storm_under_load_leaks_nothing() {
         version(&origin, via)
             .set("log.level", "\"info\"")
             .set("reload.watch", "false")
-            .set("listen.https", "\"127.0.0.1:0\"")
-            .set("listen.tls.cert", &format!("{:?}", pki.cert))
-            .set("listen.tls.key", &format!("{:?}", pki.key))
+            .tls(&pki)
             .toml()
     };
     let (text_a, text_b) = (with("storm-a"), with("storm-b"));

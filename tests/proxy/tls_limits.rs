@@ -18,9 +18,7 @@ use crate::support::{Running, TestOrigin, lifeboat, read_until_close};
 
 async fn start(origin: &TestOrigin, pki: &TestPki, slots: usize, timeout: &str) -> Running {
     lifeboat(origin)
-        .set("listen.https", "\"127.0.0.1:0\"")
-        .set("listen.tls.cert", &format!("{:?}", pki.cert))
-        .set("listen.tls.key", &format!("{:?}", pki.key))
+        .tls(pki)
         .set("listen.tls.max_handshakes", &slots.to_string())
         .set("listen.tls.handshake_timeout", &format!("{timeout:?}"))
         .start()

@@ -56,6 +56,13 @@ impl Harness {
         self
     }
 
+    /// A TLS listener on `127.0.0.1:0` with the test PKI's certificate.
+    pub fn tls(self, pki: &crate::support::tls::TestPki) -> Self {
+        self.set("listen.https", "\"127.0.0.1:0\"")
+            .set("listen.tls.cert", &format!("{:?}", pki.cert))
+            .set("listen.tls.key", &format!("{:?}", pki.key))
+    }
+
     /// Adds a `[[route]]`: `how` is `match` or `prefix`.
     pub fn route(mut self, name: &str, how: &str, pattern: &str, class: &str) -> Self {
         self.routes.push(format!(
