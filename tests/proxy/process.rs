@@ -162,15 +162,7 @@ async fn access_log_has_one_structured_line_per_request() {
         .unwrap();
     assert_eq!(resp.bytes().await.unwrap().len(), 1234);
     let line = tokio::task::block_in_place(|| {
-        loop {
-            let l = proc
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .expect("access line");
-            if l.contains("lifeboat::access") {
-                return l;
-            }
-        }
+        proc.next_line("access line", |l| l.contains("lifeboat::access"))
     });
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));

@@ -230,21 +230,9 @@ async fn sighup_reloads_the_binary() {
         "1.1 hup-a"
     );
     std::fs::write(&file, with("hup-b")).unwrap();
-    let ok = std::process::Command::new("kill")
-        .args(["-HUP", &proc.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    proc.signal("HUP");
     let reloaded = tokio::task::block_in_place(|| {
-        loop {
-            let l = proc
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .expect("reload log line");
-            if l.contains("configuration reloaded") {
-                return l;
-            }
-        }
+        proc.next_line("reload line", |l| l.contains("configuration reloaded"))
     });
     assert!(reloaded.contains("sighup"), "{reloaded}");
     assert_eq!(
@@ -362,7 +350,6 @@ async fn a_reload_storm_under_load_leaks_nothing() {
         }));
     }
 
-    let pid = proc.child.id().to_string();
     let mut outcomes = (0, 0);
     let mut storm = |n: usize| {
         for i in 0..n {
@@ -371,22 +358,11 @@ async fn a_reload_storm_under_load_leaks_nothing() {
                 1 => &broken,
                 _ => &text_a,
             });
-            let hup = std::process::Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap();
-            assert!(hup.success());
+            proc.signal("HUP");
             let line = tokio::task::block_in_place(|| {
-                loop {
-                    let l = proc
-                        .lines
-                        .recv_timeout(Duration::from_secs(10))
-                        .expect("a reload verdict in the log");
-                    if l.contains("configuration reloaded") || l.contains("configuration rejected")
-                    {
-                        return l;
-                    }
-                }
+                proc.next_line("reload verdict", |l| {
+                    l.contains("configuration reloaded") || l.contains("configuration rejected")
+                })
             });
             let rejected = line.contains("rejected");
             assert_eq!(rejected, i % 3 == 1, "reload {i}: {line}");

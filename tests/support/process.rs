@@ -131,6 +131,30 @@ impl Process {
         Duration::from_millis(ticks * 1000 / clock_ticks_per_second())
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{signal}");
+    }
+
+    /// The next stderr line for which `wanted` holds, skipping the others;
+    /// fails if none arrives within 10 s of the previous line. Blocks the
+    /// thread: call it from a multi-thread runtime's `block_in_place`.
+    pub fn next_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no {what} in the log"));
+            if wanted(&line) {
+                return line;
+            }
+        }
+    }
+
     /// Log lines that arrived so far and contain `needle`, consumed.
     pub fn count_lines(&self, needle: &str) -> usize {
         self.lines.try_iter().filter(|l| l.contains(needle)).count()
@@ -138,11 +162,7 @@ impl Process {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
+        self.signal("TERM");
     }
 
     /// Waits up to `limit` for the process to exit; its exit code.
