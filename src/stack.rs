@@ -69,12 +69,7 @@ impl Gateway {
         Gateway { shared, conn }
     }
 
-    /// The client's address.
-    pub fn peer(&self) -> std::net::SocketAddr {
-        self.conn.inbound.peer
-    }
-
-    async fn handle(self, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
         let rt = self.shared.runtime();
         let activity = self.conn.activity.begin();
         let mut exchange =
@@ -249,8 +244,7 @@ impl tower::Service<Request<Incoming>> for Gateway {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
-            let cancels = this.conn.cancels.clone();
-            let answer = cancels.begin();
+            let answer = this.conn.cancels.begin();
             let response = this.handle(req).await;
             answer.answered();
             Ok(response)

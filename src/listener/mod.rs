@@ -4,9 +4,15 @@
 //!
 //! Per-connection settings (limits, TLS certificate) are read from the live
 //! configuration at accept time, so a reload applies to new connections.
+//!
+//! Here: binding (accept queue, fd limit), running and draining, the
+//! control tasks, signals. `accept`: the accept loop and each connection's
+//! life. `watchdog`: socket deadlines. `handshake`: TLS under a slot.
+//! `cancels`: the rapid-reset guard.
 
+mod accept;
 mod cancels;
-mod tls_slot;
+mod handshake;
 mod watchdog;
 
 use std::future::Future;
@@ -15,33 +21,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::time::Instant;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use cancels::{Answer, Cancels};
 pub use watchdog::{Activity, ActivityGuard};
 
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::runtime::Shared;
-use crate::stack::{ConnCtx, Gateway};
-use crate::upstream::Inbound;
 
 /// Held by everything that must finish before shutdown completes
 /// (connections, tunnels); shutdown waits until every token is dropped.
 #[derive(Clone, Debug)]
 pub struct DrainToken(#[allow(dead_code)] mpsc::Sender<()>);
-
-/// Longest pause between accept retries when the process is out of file
-/// descriptors: short enough to resume quickly once fds free up.
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-/// Accept errors are logged at most this often, so fd exhaustion cannot
-/// flood the log.
-const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A bound, not yet serving, lifeboat.
 pub struct Lifeboat {
@@ -122,7 +114,7 @@ impl Lifeboat {
         ));
         for (listener, tls) in [(self.http.take(), false), (self.https.take(), true)] {
             if let Some(listener) = listener {
-                let acceptor = Acceptor {
+                let acceptor = accept::Acceptor {
                     shared: self.shared.clone(),
                     stop: stop_rx.clone(),
                     drain: DrainToken(drain_tx.clone()),
@@ -213,128 +205,6 @@ struct Control {
     admin: Arc<crate::admin::AdminState>,
 }
 
-impl Lifeboat {}
-
-struct Acceptor {
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-    drain: DrainToken,
-    limit: Arc<Semaphore>,
-    tls: bool,
-}
-
-impl Acceptor {
-    async fn run(mut self, listener: TcpListener) {
-        let mut backoff = Duration::from_millis(5);
-        let mut last_log: Option<Instant> = None;
-        loop {
-            let permit = tokio::select! {
-                p = self.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-                _ = stopped(&mut self.stop) => return,
-            };
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stopped(&mut self.stop) => return,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    backoff = Duration::from_millis(5);
-                    tokio::spawn(self.connection(stream, peer, permit));
-                }
-                Err(e) if is_transient(&e) => continue,
-                Err(e) => {
-                    // Out of fds or memory: back off instead of spinning, and
-                    // say so at a bounded rate.
-                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
-                        tracing::error!(error = %e, retry_in = ?backoff, "accept failed");
-                        last_log = Some(Instant::now());
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-                }
-            }
-        }
-    }
-
-    fn connection(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        permit: OwnedSemaphorePermit,
-    ) -> impl Future<Output = ()> + use<> {
-        let shared = self.shared.clone();
-        let stop = self.stop.clone();
-        let drain = self.drain.clone();
-        let tls = self.tls;
-        let handshakes = self.shared.handshakes.clone();
-        async move {
-            let _permit = permit;
-            let rt = shared.runtime();
-            let config = rt.config.clone();
-            drop(rt);
-            let _ = stream.set_nodelay(true);
-            let activity = Arc::new(Activity::default());
-            let limits = &config.limits;
-            let io = watchdog::Watchdog::new(
-                stream,
-                activity.clone(),
-                limits.header_read_timeout,
-                limits.keepalive_timeout,
-                limits.body_idle_timeout,
-            );
-            let cancels = Arc::new(Cancels::default());
-            let conn = ConnCtx {
-                inbound: Inbound::new(peer, tls),
-                activity,
-                drain,
-                cancels: cancels.clone(),
-            };
-            let gateway = Gateway::new(shared, conn);
-            match (tls, &config.listen.https) {
-                (false, _) => serve(io, gateway, &config, stop, &cancels).await,
-                (true, Some((_, tls_cfg))) => {
-                    let handshake = handshake(io, tls_cfg.server_config.clone(), &handshakes);
-                    match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
-                        Ok(Ok(stream)) => serve(stream, gateway, &config, stop, &cancels).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                (true, None) => {
-                    tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")
-                }
-            }
-        }
-    }
-}
-
-/// A TLS handshake under a slot: the ClientHello is read without one (a
-/// silent client costs a socket, never a slot, and is cut at the deadline);
-/// then one of the process's `max_handshakes` slots is taken for the
-/// cryptography (key exchange and signature) and given back as soon as the
-/// server's first flight is written, before waiting on the client again.
-/// A stampede of new clients queues for the cores instead of taking them
-/// all, and a client that stalls mid-handshake holds nothing.
-async fn handshake<IO>(
-    io: IO,
-    config: Arc<rustls::ServerConfig>,
-    slots: &Arc<Semaphore>,
-) -> io::Result<tokio_rustls::server::TlsStream<tls_slot::SlotIo<IO>>>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let (io, slot) = tls_slot::SlotIo::new(io);
-    let hello =
-        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
-    let permit = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| io::Error::other("handshake slots closed"))?;
-    slot.hold(permit);
-    hello.into_stream(config).await
-}
-
 /// Binds a listener with `SO_REUSEADDR` (a restart can rebind at once)
 /// and the given accept queue length.
 fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
@@ -363,77 +233,6 @@ fn raise_fd_limit(max_connections: usize) {
         ),
         Ok(limit) => tracing::debug!(limit, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the file descriptor limit"),
-    }
-}
-
-/// Completes once shutdown has begun. (The watch guard is dropped here,
-/// never held across an await by the caller.)
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
-}
-
-/// Errors that concern one connection only; the next accept may succeed.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
-}
-
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        // The watchdog enforces header-read and idle deadlines; hyper's own
-        // timer would also cut idle keep-alive connections at the head deadline.
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_size)
-        .max_headers(limits.max_headers);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(limits.max_header_size as u32);
-    b
-}
-
-async fn serve<IO>(
-    io: IO,
-    gateway: Gateway,
-    config: &Config,
-    mut stop: watch::Receiver<bool>,
-    cancels: &Cancels,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let builder = builder(&config.limits);
-    let gateway_peer = gateway.peer();
-    let conn =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(gateway));
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        _ = cancels.tripped() => {
-            let (requests, cancelled) = cancels.counts();
-            tracing::warn!(
-                peer = %gateway_peer,
-                requests,
-                cancelled,
-                "closing a connection that cancels most of its requests (rapid reset?)"
-            );
-            metrics::counter!("lifeboat_abusive_connections_total", "reason" => "cancelled-requests")
-                .increment(1);
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection closed with error");
     }
 }
 

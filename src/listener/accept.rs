@@ -1,0 +1,200 @@
+//! Accepting and serving: the accept loop (connection cap, backoff when out
+//! of file descriptors, rate-limited logs), then per connection the
+//! watchdog, the TLS handshake under a deadline, and hyper's auto h1/h2
+//! server until the connection ends, shutdown drains it, or it cancels too
+//! much.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
+
+use super::{Activity, Cancels, DrainToken, watchdog};
+use crate::config::{Config, Limits};
+use crate::runtime::Shared;
+use crate::stack::{ConnCtx, Gateway};
+use crate::upstream::Inbound;
+
+/// Longest pause between accept retries when the process is out of file
+/// descriptors: short enough to resume quickly once fds free up.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Accept errors are logged at most this often, so fd exhaustion cannot
+/// flood the log.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Accepts on one listener and serves each connection in its own task.
+pub(super) struct Acceptor {
+    pub(super) shared: Arc<Shared>,
+    pub(super) stop: watch::Receiver<bool>,
+    pub(super) drain: DrainToken,
+    pub(super) limit: Arc<Semaphore>,
+    pub(super) tls: bool,
+}
+
+impl Acceptor {
+    pub(super) async fn run(mut self, listener: TcpListener) {
+        let mut backoff = Duration::from_millis(5);
+        let mut last_log: Option<Instant> = None;
+        loop {
+            let permit = tokio::select! {
+                p = self.limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = stopped(&mut self.stop) => return,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped(&mut self.stop) => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = Duration::from_millis(5);
+                    tokio::spawn(self.connection(stream, peer, permit));
+                }
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => {
+                    // Out of fds or memory: back off instead of spinning, and
+                    // say so at a bounded rate.
+                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                        tracing::error!(error = %e, retry_in = ?backoff, "accept failed");
+                        last_log = Some(Instant::now());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()> + use<> {
+        let shared = self.shared.clone();
+        let stop = self.stop.clone();
+        let drain = self.drain.clone();
+        let tls = self.tls;
+        let handshakes = self.shared.handshakes.clone();
+        async move {
+            let _permit = permit;
+            let rt = shared.runtime();
+            let config = rt.config.clone();
+            drop(rt);
+            let _ = stream.set_nodelay(true);
+            let activity = Arc::new(Activity::default());
+            let limits = &config.limits;
+            let io = watchdog::Watchdog::new(
+                stream,
+                activity.clone(),
+                limits.header_read_timeout,
+                limits.keepalive_timeout,
+                limits.body_idle_timeout,
+            );
+            let cancels = Arc::new(Cancels::default());
+            let conn = ConnCtx {
+                inbound: Inbound::new(peer, tls),
+                activity,
+                drain,
+                cancels: cancels.clone(),
+            };
+            let gateway = Gateway::new(shared, conn);
+            match (tls, &config.listen.https) {
+                (false, _) => serve(io, gateway, peer, &config, stop, &cancels).await,
+                (true, Some((_, tls_cfg))) => {
+                    let handshake =
+                        super::handshake::handshake(io, tls_cfg.server_config.clone(), &handshakes);
+                    match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve(stream, gateway, peer, &config, stop, &cancels).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                (true, None) => {
+                    tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")
+                }
+            }
+        }
+    }
+}
+
+/// Completes once shutdown has begun. (The watch guard is dropped here,
+/// never held across an await by the caller.)
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Errors that concern one connection only; the next accept may succeed.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // The watchdog enforces header-read and idle deadlines; hyper's own
+        // timer would also cut idle keep-alive connections at the head deadline.
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_size)
+        .max_headers(limits.max_headers);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(limits.max_header_size as u32);
+    b
+}
+
+async fn serve<IO>(
+    io: IO,
+    gateway: Gateway,
+    peer: SocketAddr,
+    config: &Config,
+    mut stop: watch::Receiver<bool>,
+    cancels: &Cancels,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let builder = builder(&config.limits);
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(gateway));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        _ = cancels.tripped() => {
+            let (requests, cancelled) = cancels.counts();
+            tracing::warn!(
+                %peer,
+                requests,
+                cancelled,
+                "closing a connection that cancels most of its requests (rapid reset?)"
+            );
+            metrics::counter!("lifeboat_abusive_connections_total", "reason" => "cancelled-requests")
+                .increment(1);
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection closed with error");
+    }
+}
