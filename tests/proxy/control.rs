@@ -7,7 +7,9 @@ use std::time::Duration;
 use ::lifeboat::admission::Mode;
 use serde_json::{Value, json};
 
-use crate::support::{Running, TestOrigin, client, lifeboat, lifeboat_to, status_of};
+use crate::support::{
+    Running, TestOrigin, client, header_of, json_of, lifeboat, lifeboat_to, status_of,
+};
 
 fn admin_url(lb: &Running, path: &str) -> String {
     format!("http://{}{path}", lb.admin.expect("admin listener"))
@@ -27,14 +29,7 @@ async fn health_readiness_and_mode() {
     let lb = lifeboat(&origin).start().await;
     assert_eq!(status_of(admin_url(&lb, "/healthz")).await, 200);
     assert_eq!(status_of(admin_url(&lb, "/readyz")).await, 200);
-    let mode: Value = client()
-        .get(admin_url(&lb, "/mode"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mode: Value = json_of(admin_url(&lb, "/mode")).await;
     assert_eq!(mode["mode"], "normal");
     assert_eq!(mode["configured"], "auto");
     assert_eq!(mode["override"], Value::Null);
@@ -72,24 +67,12 @@ async fn override_with_ttl_expires_on_its_own() {
     assert_eq!(body["override"]["reason"], "rehearsal");
     // Applied at once, not at the next tick.
     assert_eq!(
-        client()
-            .get(lb.url("/news"))
-            .send()
-            .await
-            .unwrap()
-            .headers()["x-lifeboat-shed"],
+        header_of(lb.url("/news"), "x-lifeboat-shed").await,
         "degraded"
     );
     lb.wait_for_mode(Mode::Normal, Duration::from_secs(10))
         .await;
-    let mode: Value = client()
-        .get(admin_url(&lb, "/mode"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mode: Value = json_of(admin_url(&lb, "/mode")).await;
     assert_eq!(mode["override"], Value::Null);
     assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }
@@ -144,14 +127,7 @@ async fn the_live_message_reaches_the_apology_and_the_status_page() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let status: Value = client()
-            .get(lb.url("/.well-known/lifeboat/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: Value = json_of(lb.url("/.well-known/lifeboat/status")).await;
         if status["message"]["text"] == text {
             assert_eq!(status["mode"], "degraded");
             break;
@@ -273,12 +249,7 @@ async fn status_answers_while_the_origin_is_down() {
         .start()
         .await;
     assert_eq!(
-        client()
-            .get(lb.url("/anything"))
-            .send()
-            .await
-            .unwrap()
-            .headers()["x-lifeboat-shed"],
+        header_of(lb.url("/anything"), "x-lifeboat-shed").await,
         "origin-down"
     );
     let json = client()

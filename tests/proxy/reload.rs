@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::process::Process;
-use crate::support::{Harness, TestOrigin, client, lifeboat, wait_until};
+use crate::support::{Harness, TestOrigin, client, header_of, lifeboat, wait_until};
 
 fn version(origin: &TestOrigin, via: &str) -> Harness {
     lifeboat(origin).set("proxy.via", &format!("\"{via}\""))
@@ -187,28 +187,12 @@ async fn an_edited_file_is_reloaded_and_a_broken_edit_is_not() {
     )
     .unwrap();
     wait_generation(&lb, 2).await;
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .headers()["via"],
-        "1.1 edit-b"
-    );
+    assert_eq!(header_of(lb.url("/status/200"), "via").await, "1.1 edit-b");
     std::fs::write(&file, "[origin\nthis is not toml").unwrap();
     // Give the watcher time to see and reject it, then prove nothing changed.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lb.shared.generation(), 2);
-    assert_eq!(
-        client()
-            .get(lb.url("/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .headers()["via"],
-        "1.1 edit-b"
-    );
+    assert_eq!(header_of(lb.url("/status/200"), "via").await, "1.1 edit-b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,20 +209,14 @@ async fn sighup_reloads_the_binary() {
     std::fs::write(&file, with("hup-a")).unwrap();
     let proc = Process::start(&file);
     let url = format!("http://{}/status/200", proc.http);
-    assert_eq!(
-        client().get(&url).send().await.unwrap().headers()["via"],
-        "1.1 hup-a"
-    );
+    assert_eq!(header_of(&url, "via").await, "1.1 hup-a");
     std::fs::write(&file, with("hup-b")).unwrap();
     proc.signal("HUP");
     let reloaded = tokio::task::block_in_place(|| {
         proc.next_line("reload line", |l| l.contains("configuration reloaded"))
     });
     assert!(reloaded.contains("sighup"), "{reloaded}");
-    assert_eq!(
-        client().get(&url).send().await.unwrap().headers()["via"],
-        "1.1 hup-b"
-    );
+    assert_eq!(header_of(&url, "via").await, "1.1 hup-b");
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use ::lifeboat::admission::Mode;
 use serde_json::Value;
 
-use crate::support::{Harness, TestOrigin, client, lifeboat, raw_exchange, status_of, wait_until};
+use crate::support::{
+    Harness, TestOrigin, client, header_of, lifeboat, raw_exchange, status_of, wait_until,
+};
 
 /// Primary `/bytes/*` and `/gated`, keep `/status/*`; everything else normal.
 fn harness(origin: &TestOrigin) -> Harness {
@@ -288,12 +290,7 @@ async fn a_download_in_flight_survives_the_flip() {
         None,
     );
     assert_eq!(
-        client()
-            .get(lb.url("/news"))
-            .send()
-            .await
-            .unwrap()
-            .headers()["x-lifeboat-shed"],
+        header_of(lb.url("/news"), "x-lifeboat-shed").await,
         "degraded"
     );
     while let Some(chunk) = resp.chunk().await.unwrap() {

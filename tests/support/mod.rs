@@ -59,6 +59,21 @@ pub async fn status_of(url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
     client().get(url).send().await.expect("request").status()
 }
 
+/// GET `url` with a plain client; the JSON body.
+pub async fn json_of(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    let resp = client().get(url).send().await.expect("request");
+    resp.json().await.expect("a JSON body")
+}
+
+/// GET `url` with a plain client; the value of the header `name`, which
+/// must be present.
+pub async fn header_of(url: impl reqwest::IntoUrl, name: &str) -> String {
+    let resp = client().get(url).send().await.expect("request");
+    let value = resp.headers().get(name);
+    let value = value.unwrap_or_else(|| panic!("no {name} header"));
+    value.to_str().expect("a text header").to_string()
+}
+
 /// Waits until `check` holds, polling every 5 ms; fails the test naming
 /// `what` if it does not hold within 10 s. A condition with a deadline,
 /// never a sleep that hopes.
