@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lifeboat::origin_sim::{SimConfig, SimOrigin};
+use lifeboat::origin_sim::SimConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -52,14 +52,9 @@ async fn one(addr: SocketAddr) -> Option<TcpStream> {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = closed_loop::runtime();
     rt.block_on(async {
-        let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), SimConfig::default()).await.expect("origin");
-        let origin_addr = origin.addr().expect("origin addr");
-        tokio::spawn(origin.run());
+        let origin_addr = closed_loop::sim_origin(SimConfig::default()).await;
         let dir = std::env::temp_dir().join(format!("lifeboat-idle-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("lifeboat.toml");

@@ -15,11 +15,10 @@
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use closed_loop::{RUN, drive};
-use lifeboat::origin_sim::{SimConfig, SimOrigin};
+use lifeboat::origin_sim::SimConfig;
 
 /// Rounds of (direct, lifeboat) pairs; the median round is reported.
 const ROUNDS: usize = 3;
@@ -30,15 +29,10 @@ fn median<T: Copy>(mut v: Vec<(f64, T)>) -> (f64, T) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = closed_loop::runtime();
     rt.block_on(async {
         let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_service_time: Duration::ZERO, download_size: 10 << 20 };
-        let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
-        let origin_addr = origin.addr().expect("origin addr");
-        tokio::spawn(origin.run());
+        let origin_addr = closed_loop::sim_origin(sim).await;
         let lb_addr = closed_loop::start_lifeboat(&format!(
             "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n[admin]\nlisten = \"off\"\n"
         ))

@@ -12,13 +12,12 @@
 mod closed_loop;
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use closed_loop::{drive, record, start_lifeboat};
 use lifeboat::admission::{Decision, Mode, decide};
 use lifeboat::classify::{Pattern, Route, RouteClass, Routes};
-use lifeboat::origin_sim::{SimConfig, SimOrigin};
+use lifeboat::origin_sim::SimConfig;
 
 const CALLS: u64 = 20_000_000;
 const ROUNDS: usize = 3;
@@ -85,15 +84,10 @@ fn main() {
     println!("decide():   {decide_ns:.1} ns/call ({CALLS} calls)");
     println!("classify(): {classify_ns:.1} ns/call (3 routes, 5 paths)");
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = closed_loop::runtime();
     let (proxied, apology) = rt.block_on(async {
         let sim = SimConfig { workers: 1, service_time: Duration::ZERO, download_service_time: Duration::ZERO, download_size: 1024 };
-        let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim).await.expect("origin");
-        let origin_addr = origin.addr().expect("origin addr");
-        tokio::spawn(origin.run());
+        let origin_addr = closed_loop::sim_origin(sim).await;
         let base = format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[log]\nlevel = \"error\"\naccess = false\n[admin]\nlisten = \"off\"\n");
         let normal = start_lifeboat(&base).await;
         let degraded = start_lifeboat(&format!("{base}[shedding]\nmode = \"degraded\"\n")).await;

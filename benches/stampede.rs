@@ -15,25 +15,21 @@
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lifeboat::admission::Mode;
 use lifeboat::loadgen::stampede::{self, Wave};
 use lifeboat::loadgen::{self, Plan, Report, Retry, Target};
-use lifeboat::origin_sim::SimOrigin;
 
 /// Client patience: longer than any queue timeout, shorter than a user's.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn fresh_origin() -> String {
-    let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), stampede::origin())
-        .await
-        .expect("origin");
-    let url = format!("http://{}", origin.addr().expect("origin addr"));
-    tokio::spawn(origin.run());
-    url
+    format!(
+        "http://{}",
+        closed_loop::sim_origin(stampede::origin()).await
+    )
 }
 
 fn plan(base: &str, wave: &Wave) -> Plan {
@@ -81,10 +77,7 @@ fn line(label: &str, r: &Report) -> String {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = closed_loop::runtime();
     rt.block_on(async {
         let wave = Wave::release_day();
         let capacity = stampede::origin().capacity();

@@ -1,7 +1,7 @@
 //! A closed-loop HTTP/1.1 load driver for the benches: N keep-alive
 //! connections, each sending the next request as soon as the last response
-//! has been read, for a fixed time after a warm-up. Shared by `proxy` and
-//! `shed` (included with `#[path]`).
+//! has been read, for a fixed time after a warm-up; and what every bench
+//! starts with (runtime, simulated origin). Included with `#[path]`.
 
 // Each bench uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -15,6 +15,24 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
+
+/// The benches' runtime: multi-threaded, with I/O and time.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Starts the simulated origin on a free loopback port; its address.
+pub async fn sim_origin(sim: lifeboat::origin_sim::SimConfig) -> SocketAddr {
+    let origin = lifeboat::origin_sim::SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim)
+        .await
+        .expect("origin");
+    let addr = origin.addr().expect("origin addr");
+    tokio::spawn(origin.run());
+    addr
+}
 
 /// Measured time per target; long enough for a stable figure on 2 cores.
 pub const RUN: Duration = Duration::from_secs(4);
