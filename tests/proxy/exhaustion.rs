@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::process::{Process, write_config};
-use crate::support::{TestOrigin, lifeboat};
+use crate::support::{TestOrigin, fresh_client, lifeboat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_fds_backs_off_quietly_and_recovers() {
@@ -22,16 +22,8 @@ async fn out_of_fds_backs_off_quietly_and_recovers() {
         &write_config(dir.path(), &toml),
     );
     let url = format!("http://{}/status/200", proc.http);
-    crate::support::tls::install_provider();
-    let fresh = || {
-        reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    };
-    assert_eq!(fresh().get(&url).send().await.unwrap().status(), 200);
+    let fresh = fresh_client();
+    assert_eq!(fresh.get(&url).send().await.unwrap().status(), 200);
     assert!(
         proc.startup
             .iter()
@@ -77,7 +69,7 @@ async fn out_of_fds_backs_off_quietly_and_recovers() {
     drop(hogs);
     let freed = Instant::now();
     loop {
-        if let Ok(r) = fresh().get(&url).send().await
+        if let Ok(r) = fresh.get(&url).send().await
             && r.status() == 200
         {
             break;

@@ -224,13 +224,7 @@ async fn slowhttptest_attacks_are_cut_and_downloads_keep_flowing() {
         .toml();
     let proc = Process::start(&write_config(dir.path(), &toml));
     let addr = proc.http;
-    crate::support::tls::install_provider();
-    let fresh = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let fresh = crate::support::fresh_client();
     let download = format!("http://{addr}/bytes/1024");
     assert_eq!(fresh.get(&download).send().await.unwrap().status(), 200);
     let base_fds = proc.fd_count();

@@ -28,6 +28,18 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client that opens a new connection for every request (so each one
+/// has to be accepted) and gives up after 5 s.
+pub fn fresh_client() -> reqwest::Client {
+    tls::install_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
 /// Sends raw bytes and reads until the server closes or `limit` passes.
 /// Returns what was read and whether the server closed the connection.
 pub async fn raw_exchange(
