@@ -1,7 +1,8 @@
 //! The ticker: every `[shedding] tick`, summarise the signals, advance the
 //! mode machine (or apply the operator's override, or the configured forced
 //! mode), publish the result; on a change, log it with its cause, count it,
-//! journal it and re-render the apology page. Once a second it also slides
+//! journal it and re-render the apology page. Every tick it also measures
+//! the arrival and throughput rates recovery needs. Once a second it slides
 //! the signal window, renders the status endpoint from the tallies, and,
 //! while not normal, journals counters every `[journal] counters_every`.
 //! One task; the hot path never waits for it.
@@ -109,7 +110,8 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
     transition
 }
 
-/// Per-second bookkeeping: status numbers and journaled counters.
+/// Bookkeeping beside the machine: rates (every tick), status numbers and
+/// journaled counters (every second).
 struct Reporter {
     last: TallySnapshot,
     /// Snapshots of the last few seconds, one per tick, for arrival and
