@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::access_log::Exchange;
+use crate::listener::BodyEnd;
 
 /// Why a streamed body stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,8 @@ pub struct IdleBody {
     timeout: Duration,
     last_progress: Instant,
     timer: Option<Pin<Box<Sleep>>>,
+    /// For a client's body: told when the body has been read to its end.
+    end: Option<BodyEnd>,
 }
 
 /// The client's request body as sent to the origin.
@@ -50,7 +53,14 @@ impl IdleBody {
             timeout,
             last_progress: Instant::now(),
             timer: None,
+            end: None,
         }
+    }
+
+    /// Tells `end` once the body has been read to its end.
+    pub fn ending(mut self, end: Option<BodyEnd>) -> Self {
+        self.end = end;
+        self
     }
 }
 
@@ -66,6 +76,11 @@ impl Body for IdleBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.last_progress = Instant::now();
+                if (frame.is_none() || this.inner.is_end_stream())
+                    && let Some(end) = this.end.take()
+                {
+                    end.ended();
+                }
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
             }
             Poll::Pending => {

@@ -20,17 +20,19 @@
 //! 8. **tunnel** — an accepted upgrade is joined in the background, holding
 //!    the connection's activity and the shutdown drain.
 //!
-//! [`Gateway`] is a `tower::Service` (tests can drive it with `oneshot`); the
-//! listener adapts it to hyper with `TowerToHyperService`.
+//! [`Gateway`] is a `hyper::service::Service`: hyper calls it the moment a
+//! request head is parsed, and the request counts as in progress on its
+//! connection from then on (before its future is first polled), so the
+//! connection can never look idle with a request waiting.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -39,7 +41,7 @@ use crate::admission::{Decision, Held, Refused, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
-use crate::listener::{Activity, Cancels, DrainToken};
+use crate::listener::{Activity, ActivityGuard, BodyEnd, Cancels, DrainToken};
 use crate::runtime::{Runtime, Shared};
 use crate::upstream::Inbound;
 
@@ -69,12 +71,16 @@ impl Gateway {
         Gateway { shared, conn }
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<ResponseBody> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        activity: ActivityGuard,
+        body_end: Option<BodyEnd>,
+    ) -> Response<ResponseBody> {
         let rt = self.shared.runtime();
-        let activity = self.conn.activity.begin();
         let mut exchange =
             Exchange::begin(&req, self.conn.inbound.peer, rt.config.log.access, activity);
-        let response = self.serve(&rt, req, &mut exchange).await;
+        let response = self.serve(&rt, req, &mut exchange, body_end).await;
         exchange.set_status(response.status());
         let (parts, body) = response.into_parts();
         Response::from_parts(parts, body.with_exchange(exchange))
@@ -85,6 +91,7 @@ impl Gateway {
         rt: &Runtime,
         req: Request<Incoming>,
         exchange: &mut Exchange,
+        body_end: Option<BodyEnd>,
     ) -> Response<ResponseBody> {
         let asked = Asked::from_request(req.method(), req.headers());
         // The status endpoint answers from memory: never shed, never proxied,
@@ -116,7 +123,7 @@ impl Gateway {
         }
 
         let started = Instant::now();
-        match rt.upstream.forward(req, &self.conn.inbound).await {
+        match rt.upstream.forward(req, &self.conn.inbound, body_end).await {
             Ok(forwarded) => {
                 let ttfb = started.elapsed();
                 let failed = forwarded.response.status().is_server_error();
@@ -232,20 +239,18 @@ impl Gateway {
     }
 }
 
-impl tower::Service<Request<Incoming>> for Gateway {
+impl hyper::service::Service<Request<Incoming>> for Gateway {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
+        let activity = self.conn.activity.begin();
+        let body_end = (!req.body().is_end_stream()).then(|| self.conn.activity.unread_body());
         Box::pin(async move {
             let answer = this.conn.cancels.begin();
-            let response = this.handle(req).await;
+            let response = this.handle(req, activity, body_end).await;
             answer.answered();
             Ok(response)
         })

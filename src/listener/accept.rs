@@ -1,8 +1,12 @@
 //! Accepting and serving: the accept loop (connection cap, backoff when out
 //! of file descriptors, rate-limited logs), then per connection the
-//! watchdog, the TLS handshake under a deadline, and hyper's auto h1/h2
-//! server until the connection ends, shutdown drains it, or it cancels too
-//! much.
+//! watchdog and either the plain-text rounds (`plain`) or the TLS handshake
+//! under a deadline and hyper's auto h1/h2 server, until the connection
+//! ends, shutdown drains it, or it cancels too much.
+//!
+//! The connection task stays small: everything large (a hyper connection,
+//! a handshake) lives in a box of its own, freed when it ends, so a resting
+//! connection costs its socket and little more.
 
 use std::future::Future;
 use std::io;
@@ -12,7 +16,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -106,19 +109,38 @@ impl Acceptor {
                 drain,
                 cancels: cancels.clone(),
             };
-            let gateway = Gateway::new(shared, conn);
+            let gateway = Gateway::new(shared, conn.clone());
             match (tls, &config.listen.https) {
-                (false, _) => serve(io, gateway, peer, &config, stop, &cancels).await,
+                (false, _) => {
+                    let plain = super::plain::Plain {
+                        io,
+                        gateway,
+                        activity: conn.activity,
+                        peer,
+                        config: &config,
+                        stop,
+                        cancels: &cancels,
+                    };
+                    plain.serve().await
+                }
                 (true, Some((_, tls_cfg))) => {
-                    let handshake =
-                        super::handshake::handshake(io, tls_cfg.server_config.clone(), &handshakes);
-                    match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
-                        Ok(Ok(stream)) => {
-                            serve(stream, gateway, peer, &config, stop, &cancels).await
+                    Box::pin(async {
+                        let handshake = super::handshake::handshake(
+                            io,
+                            tls_cfg.server_config.clone(),
+                            &handshakes,
+                        );
+                        match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
+                            Ok(Ok(stream)) => {
+                                serve(stream, gateway, peer, &config, stop, &cancels).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    })
+                    .await
                 }
                 (true, None) => {
                     tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")
@@ -160,7 +182,8 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b
 }
 
-async fn serve<IO>(
+/// Serves a connection with hyper's auto h1/h2 server for its whole life.
+pub(super) async fn serve<IO>(
     io: IO,
     gateway: Gateway,
     peer: SocketAddr,
@@ -171,8 +194,7 @@ async fn serve<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let builder = builder(&config.limits);
-    let conn =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(gateway));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), gateway);
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
@@ -181,15 +203,7 @@ async fn serve<IO>(
             conn.await
         }
         _ = cancels.tripped() => {
-            let (requests, cancelled) = cancels.counts();
-            tracing::warn!(
-                %peer,
-                requests,
-                cancelled,
-                "closing a connection that cancels most of its requests (rapid reset?)"
-            );
-            metrics::counter!("lifeboat_abusive_connections_total", "reason" => "cancelled-requests")
-                .increment(1);
+            abusive(peer, cancels);
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -197,4 +211,18 @@ async fn serve<IO>(
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection closed with error");
     }
+}
+
+/// Says that a connection is being closed for cancelling most of what it
+/// asks (rapid reset).
+pub(super) fn abusive(peer: SocketAddr, cancels: &Cancels) {
+    let (requests, cancelled) = cancels.counts();
+    tracing::warn!(
+        %peer,
+        requests,
+        cancelled,
+        "closing a connection that cancels most of its requests (rapid reset?)"
+    );
+    metrics::counter!("lifeboat_abusive_connections_total", "reason" => "cancelled-requests")
+        .increment(1);
 }

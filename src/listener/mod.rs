@@ -7,12 +7,14 @@
 //!
 //! Here: binding (accept queue, fd limit), running and draining, the
 //! control tasks, signals. `accept`: the accept loop and each connection's
-//! life. `watchdog`: socket deadlines. `handshake`: TLS under a slot.
+//! life. `plain`: plain-text HTTP/1 in rounds, resting between requests.
+//! `watchdog`: socket deadlines and rests. `handshake`: TLS under a slot.
 //! `cancels`: the rapid-reset guard.
 
 mod accept;
 mod cancels;
 mod handshake;
+mod plain;
 mod watchdog;
 
 use std::future::Future;
@@ -25,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use cancels::{Answer, Cancels};
-pub use watchdog::{Activity, ActivityGuard};
+pub use watchdog::{Activity, ActivityGuard, BodyEnd};
 
 use crate::config::Config;
 use crate::runtime::Shared;

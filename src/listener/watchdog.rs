@@ -20,10 +20,16 @@
 //! full window) would otherwise hold its connection, and the download's
 //! origin slot, forever. A write that stays blocked that long fails with
 //! `TimedOut`; any byte accepted by the socket restarts the clock.
+//!
+//! On plain HTTP/1 connections the watchdog also says when hyper has come
+//! to rest between two requests (see `plain`): the last response written
+//! and flushed, every request body read to its end, and hyper waiting for
+//! the next head. The connection can then drop hyper and rest as a bare
+//! socket.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
@@ -40,21 +46,62 @@ use crate::deadline::poll_until;
 ///
 /// When the last request finishes, the connection task is woken: hyper does
 /// not poll an idle socket again until it is readable, so without the wake
-/// the watchdog would never arm the keep-alive deadline.
+/// the watchdog would never arm the keep-alive deadline (nor see the rest).
 #[derive(Debug, Default)]
 pub struct Activity {
     active: AtomicUsize,
     begun: AtomicU64,
+    /// Request bodies not yet read to their end: until they are, hyper may
+    /// still be reading one, and the connection is not at rest.
+    unread_bodies: AtomicUsize,
+    /// Set by the watchdog when hyper waits for a new head with nothing in
+    /// flight; taken by the connection task (`plain`).
+    at_rest: AtomicBool,
+    /// The connection task is ending hyper's round to rest: the socket must
+    /// not be shut down.
+    resting: AtomicBool,
     /// The connection task, parked on a read while a request was in progress.
     parked: Mutex<Option<Waker>>,
 }
 
 impl Activity {
     /// Marks a request as started; the returned guard marks it finished.
+    /// Call it when hyper hands the request over, before any await, so the
+    /// connection never looks idle while a request waits to be polled.
     pub fn begin(self: &Arc<Self>) -> ActivityGuard {
         self.begun.fetch_add(1, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         ActivityGuard(self.clone())
+    }
+
+    /// Notes a request body that hyper is still reading; [`BodyEnd::ended`]
+    /// notes its end. A body dropped before its end leaves the connection
+    /// never at rest again, which is the safe answer: hyper may be in the
+    /// middle of it.
+    pub fn unread_body(self: &Arc<Self>) -> BodyEnd {
+        self.unread_bodies.fetch_add(1, Ordering::Relaxed);
+        BodyEnd(self.clone())
+    }
+
+    /// Whether the watchdog saw hyper at rest since the last call.
+    pub(super) fn take_rest(&self) -> bool {
+        self.at_rest.swap(false, Ordering::AcqRel)
+    }
+
+    /// Marks the end of hyper's round as a rest (the socket stays open).
+    pub(super) fn set_resting(&self, resting: bool) {
+        self.resting.store(resting, Ordering::Release);
+    }
+}
+
+/// A request body hyper is still reading (see [`Activity::unread_body`]).
+#[derive(Debug)]
+pub struct BodyEnd(Arc<Activity>);
+
+impl BodyEnd {
+    /// The body was read to its end.
+    pub fn ended(self) {
+        self.0.unread_bodies.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -95,6 +142,12 @@ pub struct Watchdog<IO> {
     /// Since when the socket has refused every write (None: it has not).
     write_blocked: Option<Instant>,
     write_timer: Option<Pin<Box<Sleep>>>,
+    /// Whether to report rests (plain HTTP/1 only).
+    report_rest: bool,
+    /// Requests begun before the current round of hyper started.
+    round_begun: u64,
+    /// No write since the last completed flush.
+    flushed: bool,
 }
 
 impl<IO> Watchdog<IO> {
@@ -120,6 +173,55 @@ impl<IO> Watchdog<IO> {
             send_timeout,
             write_blocked: None,
             write_timer: None,
+            report_rest: false,
+            round_begun: 0,
+            flushed: true,
+        }
+    }
+
+    /// The wrapped socket.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// Starts reporting rests, for a new round of hyper on this socket: a
+    /// rest counts once the round has served a request.
+    pub(super) fn start_round(&mut self) {
+        self.report_rest = true;
+        self.round_begun = self.activity.begun.load(Ordering::Relaxed);
+    }
+
+    /// Bytes of a request are waiting (handed from one round to the next):
+    /// the head deadline runs.
+    pub(super) fn bytes_arrived(&mut self) {
+        self.observe(true);
+    }
+
+    /// Between rounds: drops the timers (the resting connection waits with
+    /// a timer of its own) and reports when the connection's deadline is.
+    pub(super) fn rest(&mut self) -> Option<Instant> {
+        self.timer = None;
+        self.write_timer = None;
+        self.write_blocked = None;
+        self.observe(false);
+        self.deadline()
+    }
+
+    /// Whether hyper, now waiting for bytes, is between two requests.
+    fn at_rest(&self) -> bool {
+        let a = &self.activity;
+        self.report_rest
+            && self.flushed
+            && a.active.load(Ordering::Acquire) == 0
+            && a.unread_bodies.load(Ordering::Acquire) == 0
+            && a.begun.load(Ordering::Relaxed) > self.round_begun
+    }
+
+    /// Records the outcome of a read or write: anything but a read at rest
+    /// cancels a rest reported earlier.
+    fn note_rest(&self, rest: bool) {
+        if self.report_rest {
+            self.activity.at_rest.store(rest, Ordering::Release);
         }
     }
 
@@ -182,6 +284,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
             Poll::Ready(r) => {
                 let got = buf.filled().len() > before;
                 self.observe(got);
+                self.note_rest(false);
                 Poll::Ready(r)
             }
             Poll::Pending => {
@@ -193,6 +296,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
                     *parked = Some(cx.waker().clone());
                 }
                 self.observe(false);
+                self.note_rest(self.at_rest());
                 let Some(deadline) = self.deadline() else {
                     return Poll::Pending;
                 };
@@ -206,6 +310,15 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
     }
 }
 
+impl<IO> Watchdog<IO> {
+    fn wrote(&mut self, r: &Poll<io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
+            self.flushed = false;
+            self.note_rest(false);
+        }
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -213,6 +326,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.wrote(&r);
         self.write_deadline(cx, r)
     }
     fn poll_write_vectored(
@@ -221,6 +335,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(&r);
         self.write_deadline(cx, r)
     }
     fn is_write_vectored(&self) -> bool {
@@ -228,9 +343,16 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.io).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.flushed = true;
+        }
         self.write_deadline(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.resting.load(Ordering::Acquire) {
+            // hyper's round ends, the connection does not.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -24,6 +24,7 @@ pub use headers::is_upgrade;
 
 use crate::body::{BodyError, IdleBody, RequestBody, ResponseBody};
 use crate::config::{Config, HostHeader, Origin};
+use crate::listener::BodyEnd;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -121,10 +122,11 @@ impl Upstream {
         &self,
         mut req: Request<Incoming>,
         from: &Inbound,
+        body_end: Option<BodyEnd>,
     ) -> Result<Forwarded, UpstreamError> {
         let upgrade = req.version() <= Version::HTTP_11 && is_upgrade(req.headers());
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let req = self.rewrite_request(req, from, upgrade);
+        let req = self.rewrite_request(req, from, upgrade, body_end);
 
         let sent = tokio::time::timeout(self.origin.ttfb_timeout, self.client.request(req)).await;
         let mut resp = match sent {
@@ -152,6 +154,7 @@ impl Upstream {
         req: Request<Incoming>,
         from: &Inbound,
         upgrade: bool,
+        body_end: Option<BodyEnd>,
     ) -> Request<RequestBody> {
         let (mut parts, body) = req.into_parts();
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
@@ -189,7 +192,7 @@ impl Upstream {
         } else {
             Version::HTTP_11
         };
-        Request::from_parts(parts, IdleBody::new(body, self.body_idle))
+        Request::from_parts(parts, IdleBody::new(body, self.body_idle).ending(body_end))
     }
 
     fn origin_uri(&self, uri: &Uri) -> Uri {

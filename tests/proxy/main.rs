@@ -15,6 +15,7 @@ mod failures;
 mod headers;
 mod herd;
 mod http2_abuse;
+mod keepalive;
 mod limits;
 mod loadgen;
 mod process;
