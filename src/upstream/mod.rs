@@ -145,6 +145,10 @@ impl Upstream {
         let (mut parts, body) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());
         self.via.add(&mut parts.headers, parts.version);
+        // lifeboat answers in its own protocol version, whatever the
+        // origin's: an HTTP/1.0 status line would tell an HTTP/1.1 client to
+        // close. (hyper sends HTTP/1.0 itself to an HTTP/1.0 client.)
+        parts.version = Version::HTTP_11;
         let response = Response::from_parts(parts, ResponseBody::origin(body, self.body_idle));
         Ok(Forwarded { response, tunnel })
     }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{TestOrigin, lifeboat, read_until_close};
+use crate::support::faulty::FaultyOrigin;
+use crate::support::{TestOrigin, lifeboat, lifeboat_to, read_until_close};
 
 /// Reads one response framed by Content-Length; its head and body.
 async fn read_response(stream: &mut TcpStream) -> String {
@@ -195,4 +196,27 @@ async fn an_upload_still_streaming_after_its_answer_is_not_a_request() {
         "body bytes were served: {rest}"
     );
     assert_eq!(seen(&origin), ["POST /status/200"]);
+}
+
+#[tokio::test]
+async fn an_http10_origin_is_answered_as_http11_on_a_kept_connection() {
+    // lifeboat speaks its own protocol version to the client: an origin's
+    // HTTP/1.0 answer goes out as HTTP/1.1 (Via records the 1.0), so an
+    // HTTP/1.1 client keeps its connection, and the connection rests.
+    let origin = FaultyOrigin::start().await;
+    let lb = lifeboat_to(&origin.url()).start().await;
+    let mut stream = TcpStream::connect(lb.addr()).await.unwrap();
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /http10 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let resp = read_response(&mut stream).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase().contains("via: 1.0 lifeboat"),
+            "{resp}"
+        );
+        assert!(resp.ends_with("\r\n\r\nok\n"), "{resp}");
+    }
 }

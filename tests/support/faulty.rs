@@ -10,6 +10,7 @@
 //! | `/reset` | head promising 1 MiB, 16 KiB of it, then a TCP reset |
 //! | `/stall` | head promising 1000 bytes, 10 of them, then silence |
 //! | `/close-early` | a complete keep-alive response, then close at once |
+//! | `/http10` | an HTTP/1.0 response, 3 bytes, then close |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,6 +136,12 @@ async fn serve(mut stream: TcpStream, requests: &AtomicU64) {
                 // Silence until the proxy gives up and closes its side.
                 let mut sink = [0u8; 1024];
                 while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
+            }
+            "/http10" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+                    .await;
                 return;
             }
             "/close-early" => {
