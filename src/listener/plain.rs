@@ -198,15 +198,15 @@ async fn round(
     let parts = conn.into_parts()?;
     let Rewind { prefix, io } = parts.io.into_inner();
     // hyper's unparsed bytes came off the socket before any prefix it had
-    // not yet read.
-    let carry = match (parts.read_buf.is_empty(), prefix.is_empty()) {
-        (_, true) => parts.read_buf,
-        (true, false) => prefix,
-        (false, false) => {
-            let mut both = BytesMut::from(&parts.read_buf[..]);
-            both.extend_from_slice(&prefix);
-            both.freeze()
-        }
+    // not yet read. They are copied out: `read_buf` is a view of hyper's
+    // whole read buffer, and even an empty view would keep it alive.
+    let carry = if parts.read_buf.is_empty() && prefix.is_empty() {
+        Bytes::new()
+    } else {
+        let mut both = BytesMut::with_capacity(parts.read_buf.len() + prefix.len());
+        both.extend_from_slice(&parts.read_buf);
+        both.extend_from_slice(&prefix);
+        both.freeze()
     };
     Some((io, carry, parts.service))
 }
