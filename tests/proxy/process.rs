@@ -173,3 +173,37 @@ async fn access_log_has_one_structured_line_per_request() {
     assert!(v["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
     assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_cpu_it_runs_single_threaded_and_still_reloads_and_drains() {
+    // A one-core container, as `taskset` makes it: lifeboat picks the
+    // single-threaded scheduler, and everything that runs beside the
+    // requests (signals, reload, drain) still works on that one thread.
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &lifeboat(&origin).set("log.level", "\"info\"").toml(),
+    );
+    let mut proc = Process::start_under(&["taskset", "-c", "0"], &config);
+    assert!(
+        proc.startup
+            .iter()
+            .any(|l| l.contains("runtime: single-threaded")),
+        "{:?}",
+        proc.startup
+    );
+    let c = client();
+    let url = format!("http://{}/status/200", proc.http);
+    for _ in 0..20 {
+        assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    }
+    proc.signal("HUP");
+    tokio::task::block_in_place(|| {
+        proc.next_line("a reload", |l| l.contains("configuration reloaded"))
+    });
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    proc.terminate();
+    let code = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(10)));
+    assert_eq!(code, Some(0));
+}
