@@ -5,12 +5,15 @@
 //! machine (about 33 KiB in all) for as long as the connection lives, idle
 //! or not. Here a plain HTTP/1 connection is served in *rounds*: a round is
 //! one boxed hyper connection over the socket, and it ends as soon as the
-//! watchdog reports hyper at rest between two requests (the last response
-//! written and flushed, every request body read to its end, hyper waiting
-//! for the next head). The round is then shut down gracefully, which hyper
-//! does at once for an idle connection, without touching the socket. Its
-//! memory is freed and the connection rests as a bare socket until it is
-//! readable again or its keep-alive deadline passes. Bytes hyper had read
+//! watchdog has reported hyper at rest between two requests (the last
+//! response written and flushed, every request body read to its end, hyper
+//! waiting for the next head) for [`REST_AFTER`]. The round is then shut
+//! down gracefully, which hyper does at once for an idle connection, without
+//! touching the socket. Its memory is freed and the connection rests as a
+//! bare socket until it is readable again or its keep-alive deadline passes.
+//! Requests that follow each other closely keep their round: setting one
+//! up costs an allocation of hyper's buffers, which a busy connection should
+//! not pay per request. Bytes hyper had read
 //! but not yet parsed (the start of a pipelined request) go to the next
 //! round first, so nothing the client sent is lost.
 //!
@@ -25,6 +28,7 @@ use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::server::conn::http1;
@@ -38,7 +42,11 @@ use super::accept::{abusive, stopped};
 use super::watchdog::Watchdog;
 use super::{Activity, Cancels};
 use crate::config::{Config, Limits};
+use crate::deadline::poll_until;
 use crate::stack::Gateway;
+
+/// How long hyper stays at rest before its round ends.
+pub(super) const REST_AFTER: Duration = Duration::from_millis(100);
 
 /// What an HTTP/2 client with prior knowledge sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -164,6 +172,8 @@ async fn round(
     let mut tripped = pin!(cancels.tripped());
     let mut ending = false;
     let mut resting = false;
+    let mut rest_since: Option<Instant> = None;
+    let mut rest_timer = None;
     let result = poll_fn(|cx| {
         loop {
             if let Poll::Ready(r) = Pin::new(&mut conn).poll(cx) {
@@ -176,10 +186,15 @@ async fn round(
                 // Shutdown: finish the request in progress, then close.
             } else if tripped.as_mut().poll(cx).is_ready() {
                 abusive(peer, cancels);
-            } else if activity.take_rest() {
+            } else if activity.at_rest() {
+                let since = *rest_since.get_or_insert_with(Instant::now);
+                if poll_until(&mut rest_timer, since + REST_AFTER, cx).is_pending() {
+                    return Poll::Pending;
+                }
                 resting = true;
                 activity.set_resting(true);
             } else {
+                rest_since = None;
                 return Poll::Pending;
             }
             ending = true;

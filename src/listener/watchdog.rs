@@ -55,7 +55,7 @@ pub struct Activity {
     /// still be reading one, and the connection is not at rest.
     unread_bodies: AtomicUsize,
     /// Set by the watchdog when hyper waits for a new head with nothing in
-    /// flight; taken by the connection task (`plain`).
+    /// flight; read by the connection task (`plain`).
     at_rest: AtomicBool,
     /// The connection task is ending hyper's round to rest: the socket must
     /// not be shut down.
@@ -83,9 +83,10 @@ impl Activity {
         BodyEnd(self.clone())
     }
 
-    /// Whether the watchdog saw hyper at rest since the last call.
-    pub(super) fn take_rest(&self) -> bool {
-        self.at_rest.swap(false, Ordering::AcqRel)
+    /// Whether hyper is at rest: its last socket operation was a read that
+    /// found nothing while it waited for a new head with nothing in flight.
+    pub(super) fn at_rest(&self) -> bool {
+        self.at_rest.load(Ordering::Acquire)
     }
 
     /// Marks the end of hyper's round as a rest (the socket stays open).
@@ -188,6 +189,7 @@ impl<IO> Watchdog<IO> {
     /// rest counts once the round has served a request.
     pub(super) fn start_round(&mut self) {
         self.report_rest = true;
+        self.activity.at_rest.store(false, Ordering::Release);
         self.round_begun = self.activity.begun.load(Ordering::Relaxed);
     }
 
