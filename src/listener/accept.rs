@@ -1,7 +1,7 @@
 //! Accepting and serving: the accept loop (connection cap, backoff when out
 //! of file descriptors, rate-limited logs), then per connection the
-//! watchdog and either the plain-text rounds (`plain`) or the TLS handshake
-//! under a deadline and hyper's auto h1/h2 server, until the connection
+//! watchdog, the TLS handshake under a deadline, then HTTP/1 in rounds
+//! (`rounds`) or hyper's auto h1/h2 server for HTTP/2, until the connection
 //! ends, shutdown drains it, or it cancels too much.
 //!
 //! The connection task stays small: everything large (a hyper connection,
@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
+use super::rounds::Conn;
 use super::{Activity, Cancels, DrainToken, watchdog};
 use crate::config::{Config, Limits};
 use crate::runtime::Shared;
@@ -112,7 +113,7 @@ impl Acceptor {
             let gateway = Gateway::new(shared, conn.clone());
             match (tls, &config.listen.https) {
                 (false, _) => {
-                    let plain = super::plain::Plain {
+                    let plain = Conn {
                         io,
                         gateway,
                         activity: conn.activity,
@@ -121,26 +122,32 @@ impl Acceptor {
                         stop,
                         cancels: &cancels,
                     };
-                    plain.serve().await
+                    plain.serve_plain().await
                 }
                 (true, Some((_, tls_cfg))) => {
-                    Box::pin(async {
-                        let handshake = super::handshake::handshake(
-                            io,
-                            tls_cfg.server_config.clone(),
-                            &handshakes,
-                        );
-                        match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
-                            Ok(Ok(stream)) => {
-                                serve(stream, gateway, peer, &config, stop, &cancels).await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    let handshake = Box::pin(tokio::time::timeout(
+                        tls_cfg.handshake_timeout,
+                        super::handshake::handshake(io, tls_cfg.server_config.clone(), &handshakes),
+                    ));
+                    match handshake.await {
+                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                            Box::pin(serve(stream, gateway, peer, &config, stop, &cancels)).await
                         }
-                    })
-                    .await
+                        Ok(Ok(stream)) => {
+                            let h1 = Conn {
+                                io: stream,
+                                gateway,
+                                activity: conn.activity,
+                                peer,
+                                config: &config,
+                                stop,
+                                cancels: &cancels,
+                            };
+                            Box::pin(h1.rounds()).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
                 (true, None) => {
                     tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")

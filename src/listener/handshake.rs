@@ -66,6 +66,16 @@ pub struct SlotIo<IO> {
 }
 
 impl<IO> SlotIo<IO> {
+    /// The wrapped I/O.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// The wrapped I/O, mutably.
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
     fn first_write(&mut self) {
         if let Some(slot) = self.slot.take() {
             slot.release();

@@ -7,14 +7,14 @@
 //!
 //! Here: binding (accept queue, fd limit), running and draining, the
 //! control tasks, signals. `accept`: the accept loop and each connection's
-//! life. `plain`: plain-text HTTP/1 in rounds, resting between requests.
+//! life. `rounds`: HTTP/1 (plain or TLS) in rounds, resting between requests.
 //! `watchdog`: socket deadlines and rests. `handshake`: TLS under a slot.
 //! `cancels`: the rapid-reset guard.
 
 mod accept;
 mod cancels;
 mod handshake;
-mod plain;
+mod rounds;
 mod watchdog;
 
 use std::future::Future;

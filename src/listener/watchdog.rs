@@ -21,8 +21,8 @@
 //! origin slot, forever. A write that stays blocked that long fails with
 //! `TimedOut`; any byte accepted by the socket restarts the clock.
 //!
-//! On plain HTTP/1 connections the watchdog also says when hyper has come
-//! to rest between two requests (see `plain`): the last response written
+//! On HTTP/1 connections the watchdog also says when hyper has come
+//! to rest between two requests (see `rounds`): the last response written
 //! and flushed, every request body read to its end, and hyper waiting for
 //! the next head. The connection can then drop hyper and rest as a bare
 //! socket.
@@ -55,7 +55,7 @@ pub struct Activity {
     /// still be reading one, and the connection is not at rest.
     unread_bodies: AtomicUsize,
     /// Set by the watchdog when hyper waits for a new head with nothing in
-    /// flight; read by the connection task (`plain`).
+    /// flight; read by the connection task (`rounds`).
     at_rest: AtomicBool,
     /// The connection task is ending hyper's round to rest: the socket must
     /// not be shut down.
@@ -92,6 +92,11 @@ impl Activity {
     /// Marks the end of hyper's round as a rest (the socket stays open).
     pub(super) fn set_resting(&self, resting: bool) {
         self.resting.store(resting, Ordering::Release);
+    }
+
+    /// Whether hyper's round is ending in a rest.
+    pub(super) fn resting(&self) -> bool {
+        self.resting.load(Ordering::Acquire)
     }
 }
 
@@ -143,7 +148,7 @@ pub struct Watchdog<IO> {
     /// Since when the socket has refused every write (None: it has not).
     write_blocked: Option<Instant>,
     write_timer: Option<Pin<Box<Sleep>>>,
-    /// Whether to report rests (plain HTTP/1 only).
+    /// Whether to report rests (HTTP/1 rounds only).
     report_rest: bool,
     /// Requests begun before the current round of hyper started.
     round_begun: u64,
@@ -351,10 +356,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watchdog<IO> {
         self.write_deadline(cx, r)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.activity.resting.load(Ordering::Acquire) {
-            // hyper's round ends, the connection does not.
-            return Poll::Ready(Ok(()));
-        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

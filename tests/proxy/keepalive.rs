@@ -5,14 +5,19 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::faulty::FaultyOrigin;
+use crate::support::tls::{install_provider, make_pki};
 use crate::support::{TestOrigin, lifeboat, lifeboat_to, read_until_close};
 
 /// Reads one response framed by Content-Length; its head and body.
-async fn read_response(stream: &mut TcpStream) -> String {
+async fn read_response(stream: &mut (impl AsyncRead + Unpin)) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     let read = async {
@@ -222,4 +227,57 @@ async fn an_http10_origin_is_answered_as_http11_on_a_kept_connection() {
         );
         assert!(resp.ends_with("\r\n\r\nok\n"), "{resp}");
     }
+}
+
+#[tokio::test]
+async fn a_tls_connection_rests_between_requests_and_keeps_its_session() {
+    // Over TLS the round runs on the TLS stream; a rest must end it without
+    // a close_notify, and the next request on the same session is served.
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).tls(&pki).start().await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(lb.https.unwrap()).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    for code in [200, 201, 202] {
+        let req = format!("GET /status/{code} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        tls.write_all(req.as_bytes()).await.unwrap();
+        let resp = read_response(&mut tls).await;
+        assert!(resp.starts_with(&format!("HTTP/1.1 {code}")), "{resp}");
+        // Think time past REST_AFTER: the connection rests between requests.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A request split across a rest, under TLS.
+    tls.write_all(b"GET /status/203 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /sta")
+        .await
+        .unwrap();
+    let resp = read_response(&mut tls).await;
+    assert!(resp.starts_with("HTTP/1.1 203"), "{resp}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tls.write_all(b"tus/204 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = read_response(&mut tls).await;
+    assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+    assert_eq!(
+        seen(&origin),
+        [
+            "GET /status/200",
+            "GET /status/201",
+            "GET /status/202",
+            "GET /status/203",
+            "GET /status/204"
+        ]
+    );
 }

@@ -1,9 +1,9 @@
-//! Plain-text connections, served so that an idle keep-alive connection
-//! costs next to nothing.
+//! HTTP/1 connections, plain or TLS, served so that an idle keep-alive
+//! connection costs next to nothing.
 //!
 //! hyper's HTTP/1 connection keeps its read and write buffers and its state
 //! machine (about 33 KiB in all) for as long as the connection lives, idle
-//! or not. Here a plain HTTP/1 connection is served in *rounds*: a round is
+//! or not. Here an HTTP/1 connection is served in *rounds*: a round is
 //! one boxed hyper connection over the socket, and it ends as soon as the
 //! watchdog has reported hyper at rest between two requests (the last
 //! response written and flushed, every request body read to its end, hyper
@@ -17,10 +17,15 @@
 //! but not yet parsed (the start of a pipelined request) go to the next
 //! round first, so nothing the client sent is lost.
 //!
-//! A connection that opens with the HTTP/2 preface (or a prefix of it) is
-//! served by hyper's auto server for its whole life, as TLS connections
-//! are: HTTP/2 keeps connection state (HPACK tables, flow-control windows)
-//! that cannot be dropped between requests.
+//! Under TLS the round runs over the TLS stream and the connection rests
+//! with it: rustls keeps its session, hyper's buffers go. The rest ends
+//! without a word on the wire (no `close_notify`): a round's shutdown is a
+//! no-op when it ends in a rest ([`RoundIo`]).
+//!
+//! A plain connection that opens with the HTTP/2 preface (or a prefix of
+//! it), and a TLS connection that chose `h2` by ALPN, are served by hyper's
+//! auto server for their whole life: HTTP/2 keeps connection state (HPACK
+//! tables, flow-control windows) that cannot be dropped between requests.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -39,6 +44,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::accept::{abusive, stopped};
+use super::handshake::SlotIo;
 use super::watchdog::Watchdog;
 use super::{Activity, Cancels};
 use crate::config::{Config, Limits};
@@ -51,9 +57,36 @@ pub(super) const REST_AFTER: Duration = Duration::from_millis(100);
 /// What an HTTP/2 client with prior knowledge sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Everything a plain connection holds for its whole life.
-pub(super) struct Plain<'a> {
-    pub(super) io: Watchdog<TcpStream>,
+/// The stream hyper's rounds run on: the socket and its watchdog, plain or
+/// under TLS.
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The watchdog on the socket.
+    fn watchdog(&mut self) -> &mut Watchdog<TcpStream>;
+    /// The socket, waited on while the connection rests.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Stream for Watchdog<TcpStream> {
+    fn watchdog(&mut self) -> &mut Watchdog<TcpStream> {
+        self
+    }
+    fn socket(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<SlotIo<Watchdog<TcpStream>>> {
+    fn watchdog(&mut self) -> &mut Watchdog<TcpStream> {
+        self.get_mut().0.get_mut()
+    }
+    fn socket(&self) -> &TcpStream {
+        self.get_ref().0.get_ref().get_ref()
+    }
+}
+
+/// Everything an HTTP/1 connection holds for its whole life.
+pub(super) struct Conn<'a, S> {
+    pub(super) io: S,
     pub(super) gateway: Gateway,
     pub(super) activity: Arc<Activity>,
     pub(super) peer: SocketAddr,
@@ -62,10 +95,10 @@ pub(super) struct Plain<'a> {
     pub(super) cancels: &'a Cancels,
 }
 
-impl Plain<'_> {
-    /// Serves the connection until it closes, times out, or shutdown
+impl Conn<'_, Watchdog<TcpStream>> {
+    /// Serves a plain connection until it closes, times out, or shutdown
     /// begins.
-    pub(super) async fn serve(mut self) {
+    pub(super) async fn serve_plain(mut self) {
         // The first bytes decide the protocol; until they come, the
         // connection is a socket and a timer.
         let Some(deadline) = self.io.rest() else {
@@ -81,7 +114,7 @@ impl Plain<'_> {
             _ => return,
         };
         if first[..n] == H2_PREFACE[..n] {
-            let Plain {
+            let Conn {
                 io,
                 gateway,
                 peer,
@@ -96,18 +129,27 @@ impl Plain<'_> {
             .await;
             return;
         }
+        self.rounds().await
+    }
+}
+
+impl<S: Stream> Conn<'_, S> {
+    /// Serves HTTP/1 in rounds, resting between them, until the connection
+    /// closes, times out, or shutdown begins.
+    pub(super) async fn rounds(mut self) {
         let mut carry = Bytes::new();
         loop {
-            self.io.start_round();
+            self.io.watchdog().start_round();
             if !carry.is_empty() {
-                self.io.bytes_arrived();
+                self.io.watchdog().bytes_arrived();
             }
-            let rewind = Rewind {
+            let io = RoundIo {
                 prefix: carry,
                 io: self.io,
+                activity: self.activity.clone(),
             };
             let Some((io, rest, gateway)) = Box::pin(round(
-                rewind,
+                io,
                 self.gateway,
                 &self.config.limits,
                 &self.activity,
@@ -129,9 +171,9 @@ impl Plain<'_> {
     /// Rests until the socket is readable (true), or the keep-alive
     /// deadline passes or shutdown begins (false).
     async fn wait_readable(&mut self) -> bool {
-        let deadline = self.io.rest().unwrap_or_else(Instant::now);
+        let deadline = self.io.watchdog().rest().unwrap_or_else(Instant::now);
         tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.io.get_ref().readable()) => matches!(r, Ok(Ok(()))),
+            r = tokio::time::timeout_at(deadline, self.io.socket().readable()) => matches!(r, Ok(Ok(()))),
             _ = stopped(&mut self.stop) => false,
         }
     }
@@ -156,15 +198,15 @@ fn http1(limits: &Limits) -> http1::Builder {
 /// One round of hyper on the socket. Returns the socket, the bytes read but
 /// not yet served, and the service when the connection comes to rest;
 /// `None` when it is finished (closed, failed, upgraded, shut down).
-async fn round(
-    io: Rewind<Watchdog<TcpStream>>,
+async fn round<S: Stream>(
+    io: RoundIo<S>,
     gateway: Gateway,
     limits: &Limits,
     activity: &Activity,
     stop: &mut watch::Receiver<bool>,
     cancels: &Cancels,
     peer: SocketAddr,
-) -> Option<(Watchdog<TcpStream>, Bytes, Gateway)> {
+) -> Option<(S, Bytes, Gateway)> {
     let mut conn = http1(limits)
         .serve_connection(TokioIo::new(io), gateway)
         .with_upgrades();
@@ -211,7 +253,7 @@ async fn round(
         return None;
     }
     let parts = conn.into_parts()?;
-    let Rewind { prefix, io } = parts.io.into_inner();
+    let RoundIo { prefix, io, .. } = parts.io.into_inner();
     // hyper's unparsed bytes came off the socket before any prefix it had
     // not yet read. They are copied out: `read_buf` is a view of hyper's
     // whole read buffer, and even an empty view would keep it alive.
@@ -226,13 +268,16 @@ async fn round(
     Some((io, carry, parts.service))
 }
 
-/// A socket with bytes already taken from it put back in front.
-struct Rewind<IO> {
+/// What a round's hyper sees: the bytes an earlier round read but did not
+/// serve, then the stream; and a shutdown that does nothing when the round
+/// ends in a rest, so the connection (and a TLS session) stays open.
+struct RoundIo<IO> {
     prefix: Bytes,
     io: IO,
+    activity: Arc<Activity>,
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
+impl<IO: AsyncRead + Unpin> AsyncRead for RoundIo<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -248,7 +293,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Rewind<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for RoundIo<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -270,6 +315,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Rewind<IO> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.resting() {
+            // hyper's round ends, the connection does not.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
