@@ -106,17 +106,17 @@ impl Acceptor {
             let cancels = Arc::new(Cancels::default());
             let conn = ConnCtx {
                 inbound: Inbound::new(peer, tls),
-                activity,
+                activity: activity.clone(),
                 drain,
                 cancels: cancels.clone(),
             };
-            let gateway = Gateway::new(shared, conn.clone());
+            let gateway = Gateway::new(shared, conn);
             match (tls, &config.listen.https) {
                 (false, _) => {
                     let plain = Conn {
                         io,
                         gateway,
-                        activity: conn.activity,
+                        activity,
                         peer,
                         config: &config,
                         stop,
@@ -125,29 +125,37 @@ impl Acceptor {
                     plain.serve_plain().await
                 }
                 (true, Some((_, tls_cfg))) => {
-                    let handshake = Box::pin(tokio::time::timeout(
-                        tls_cfg.handshake_timeout,
-                        super::handshake::handshake(io, tls_cfg.server_config.clone(), &handshakes),
-                    ));
-                    match handshake.await {
-                        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                            Box::pin(serve(stream, gateway, peer, &config, stop, &cancels)).await
+                    // Boxed whole: a TLS stream is large, and the plain
+                    // connections' tasks should not be sized for it.
+                    Box::pin(async {
+                        let handshake = super::handshake::handshake(
+                            io,
+                            tls_cfg.server_config.clone(),
+                            &handshakes,
+                        );
+                        match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
+                            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                                serve(stream, gateway, peer, &config, stop, &cancels).await
+                            }
+                            Ok(Ok(stream)) => {
+                                let h1 = Conn {
+                                    io: stream,
+                                    gateway,
+                                    activity,
+                                    peer,
+                                    config: &config,
+                                    stop,
+                                    cancels: &cancels,
+                                };
+                                h1.rounds().await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Ok(stream)) => {
-                            let h1 = Conn {
-                                io: stream,
-                                gateway,
-                                activity: conn.activity,
-                                peer,
-                                config: &config,
-                                stop,
-                                cancels: &cancels,
-                            };
-                            Box::pin(h1.rounds()).await
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
+                    })
+                    .await
                 }
                 (true, None) => {
                     tracing::warn!(%peer, "TLS listener has no TLS configuration; closing")
