@@ -13,9 +13,9 @@
 //! bare socket until it is readable again or its keep-alive deadline passes.
 //! Requests that follow each other closely keep their round: setting one
 //! up costs an allocation of hyper's buffers, which a busy connection should
-//! not pay per request. Bytes hyper had read
-//! but not yet parsed (the start of a pipelined request) go to the next
-//! round first, so nothing the client sent is lost.
+//! not pay per request. Bytes hyper had read but not yet parsed (the start
+//! of a pipelined request) go to the next round first, so nothing the
+//! client sent is lost.
 //!
 //! Under TLS the round runs over the TLS stream and the connection rests
 //! with it: rustls keeps its session, hyper's buffers go. The rest ends

@@ -148,8 +148,6 @@ pub struct Watchdog<IO> {
     /// Since when the socket has refused every write (None: it has not).
     write_blocked: Option<Instant>,
     write_timer: Option<Pin<Box<Sleep>>>,
-    /// Whether to report rests (HTTP/1 rounds only).
-    report_rest: bool,
     /// Requests begun before the current round of hyper started.
     round_begun: u64,
     /// No write since the last completed flush.
@@ -179,7 +177,6 @@ impl<IO> Watchdog<IO> {
             send_timeout,
             write_blocked: None,
             write_timer: None,
-            report_rest: false,
             round_begun: 0,
             flushed: true,
         }
@@ -190,10 +187,9 @@ impl<IO> Watchdog<IO> {
         &self.io
     }
 
-    /// Starts reporting rests, for a new round of hyper on this socket: a
-    /// rest counts once the round has served a request.
+    /// A new round of hyper on this socket: a rest counts once the round
+    /// has served a request.
     pub(super) fn start_round(&mut self) {
-        self.report_rest = true;
         self.activity.at_rest.store(false, Ordering::Release);
         self.round_begun = self.activity.begun.load(Ordering::Relaxed);
     }
@@ -217,8 +213,7 @@ impl<IO> Watchdog<IO> {
     /// Whether hyper, now waiting for bytes, is between two requests.
     fn at_rest(&self) -> bool {
         let a = &self.activity;
-        self.report_rest
-            && self.flushed
+        self.flushed
             && a.active.load(Ordering::Acquire) == 0
             && a.unread_bodies.load(Ordering::Acquire) == 0
             && a.begun.load(Ordering::Relaxed) > self.round_begun
@@ -227,8 +222,13 @@ impl<IO> Watchdog<IO> {
     /// Records the outcome of a read or write: anything but a read at rest
     /// cancels a rest reported earlier.
     fn note_rest(&self, rest: bool) {
-        if self.report_rest {
-            self.activity.at_rest.store(rest, Ordering::Release);
+        self.activity.at_rest.store(rest, Ordering::Release);
+    }
+
+    fn wrote(&mut self, r: &Poll<io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
+            self.flushed = false;
+            self.note_rest(false);
         }
     }
 
@@ -313,15 +313,6 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
                     "client sent no complete request in time",
                 )))
             }
-        }
-    }
-}
-
-impl<IO> Watchdog<IO> {
-    fn wrote(&mut self, r: &Poll<io::Result<usize>>) {
-        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
-            self.flushed = false;
-            self.note_rest(false);
         }
     }
 }
