@@ -128,7 +128,7 @@ impl Gateway {
                 let ttfb = started.elapsed();
                 let failed = forwarded.response.status().is_server_error();
                 admission.window.record_origin(Some(ttfb), failed);
-                metrics::histogram!("lifeboat_origin_ttfb_seconds").record(ttfb.as_secs_f64());
+                crate::telemetry::ORIGIN_TTFB.record(ttfb);
                 if failed {
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
                         .increment(1);
@@ -184,7 +184,7 @@ impl Gateway {
             .await;
         let waited = waiting.elapsed();
         admission.window.record_queue_wait(waited);
-        metrics::histogram!("lifeboat_queue_wait_seconds").record(waited.as_secs_f64());
+        crate::telemetry::QUEUE_WAIT.record(waited);
         held.origin = Some(permit.map_err(|r| match r {
             Refused::Full => ShedReason::QueueFull,
             Refused::Timeout => ShedReason::QueueTimeout,

@@ -240,6 +240,14 @@ async fn metrics_after_traffic() {
     ] {
         assert!(text.contains(series), "missing {series}");
     }
+    // The proxied request above was timed (other tests in this process may
+    // have added more).
+    let timed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lifeboat_origin_ttfb_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a TTFB count");
+    assert!(timed >= 1, "no TTFB sample counted:\n{text}");
 }
 
 #[tokio::test]
