@@ -16,9 +16,7 @@
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,17 +27,6 @@ use tokio::net::TcpStream;
 const CONNECTIONS: usize = 10_000;
 /// Connections opened at once, so the listen backlog is never the limit.
 const PARALLEL: usize = 200;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 async fn one(addr: SocketAddr) -> Option<TcpStream> {
     let mut s = TcpStream::connect(addr).await.ok()?;
@@ -62,25 +49,12 @@ fn main() {
     let rt = closed_loop::runtime();
     rt.block_on(async {
         let origin_addr = closed_loop::sim_origin(SimConfig::default()).await;
-        let dir = std::env::temp_dir().join(format!("lifeboat-idle-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("lifeboat.toml");
-        std::fs::write(&config, format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n")).expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(["run", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().expect("spawn lifeboat");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr: SocketAddr = loop {
-            let line = lines.next().and_then(Result::ok).expect("lifeboat exited before listening");
-            if let Some(a) = line.split("address=").nth(1).filter(|_| line.contains("listening (HTTP/1.1")) {
-                break a.split_whitespace().next().unwrap_or("").parse().expect("address");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let pid = child.id();
+        let lb = closed_loop::LifeboatProcess::start("idle", &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n"));
+        let addr = lb.addr;
         let warm = one(addr).await.expect("first request");
         drop(warm);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let before = rss_kib(pid);
+        let before = lb.rss_kib();
 
         let started = Instant::now();
         let gate = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
@@ -101,12 +75,12 @@ fn main() {
         }
         let opened = started.elapsed();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let early = rss_kib(pid);
+        let early = lb.rss_kib();
         let (mut after, mut waited, mut unchanged) = (early, 2, 0);
         while waited < 40 && unchanged < 8 {
             tokio::time::sleep(Duration::from_secs(1)).await;
             waited += 1;
-            let now = rss_kib(pid);
+            let now = lb.rss_kib();
             eprintln!("  {waited:>2} s: RSS {now} KiB");
             unchanged = if now == after { unchanged + 1 } else { 0 };
             after = now;
@@ -124,13 +98,10 @@ fn main() {
             "idle",
             serde_json::json!({
                 "bench": "idle",
-                "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                "unix_time": closed_loop::unix_time(),
                 "connections": open.len(), "rss_before_kib": before, "rss_2s_kib": early, "rss_after_kib": after, "settled_after_s": waited, "per_connection_kib": per_conn,
             }),
         );
         drop(open);
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }

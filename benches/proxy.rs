@@ -62,7 +62,7 @@ fn main() {
         println!("errors: {}", e1 + e2);
         let line = serde_json::json!({
             "bench": "proxy",
-            "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "unix_time": closed_loop::unix_time(),
             "small": {"direct_rps": d_rps, "lifeboat_rps": l_rps, "ratio": r_small, "direct_p50_ms": d50, "direct_p99_ms": d99, "lifeboat_p50_ms": l50, "lifeboat_p99_ms": l99},
             "large": {"direct_mib_s": d_mib, "lifeboat_mib_s": l_mib, "ratio": r_large},
             "errors": e1 + e2,

@@ -122,7 +122,7 @@ fn main() {
         "shed",
         serde_json::json!({
             "bench": "shed",
-            "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "unix_time": closed_loop::unix_time(),
             "decide_ns": decide_ns,
             "classify_ns": classify_ns,
             "proxied_rps": proxied.0,

@@ -239,7 +239,7 @@ fn summarise(
         "stampede",
         serde_json::json!({
             "bench": "stampede",
-            "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "unix_time": closed_loop::unix_time(),
             "unloaded_p99_ms": unloaded,
             "direct": {"success": d.success_rate(), "p50_ms": d.latency_ms(0.5), "p99_ms": d.latency_ms(0.99), "others": direct.others()},
             "lifeboat": {"success": l.success_rate(), "p50_ms": l.latency_ms(0.5), "p99_ms": l.latency_ms(0.99), "others": through.others()},

@@ -161,6 +161,92 @@ pub async fn start_lifeboat(toml: &str) -> SocketAddr {
     addr
 }
 
+/// A `lifeboat` binary started as its own process, so its RSS is its own.
+/// Killed, and its directory removed, when dropped.
+pub struct LifeboatProcess {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    /// The HTTP listener.
+    pub addr: SocketAddr,
+}
+
+impl LifeboatProcess {
+    /// Writes `toml` (which must listen on `127.0.0.1:0` and log at `info`
+    /// or lower, so the listening line is printed) and starts the binary.
+    pub fn start(name: &str, toml: &str) -> Self {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("lifeboat-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("lifeboat.toml");
+        std::fs::write(&config, toml).expect("config");
+        // LIFEBOAT_BIN measures another build (an older one, say) instead.
+        let bin = std::env::var_os("LIFEBOAT_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_lifeboat").into());
+        let mut child = std::process::Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn lifeboat");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr: SocketAddr = loop {
+            let line = lines
+                .next()
+                .and_then(Result::ok)
+                .expect("lifeboat exited before listening");
+            if let Some(a) = line
+                .split("address=")
+                .nth(1)
+                .filter(|_| line.contains("listening (HTTP/1.1"))
+            {
+                break a
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .expect("address");
+            }
+        };
+        // Keep reading its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        LifeboatProcess { child, dir, addr }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident set size now, in KiB (0 if it cannot be read).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for LifeboatProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Seconds since the Unix epoch, for the JSON lines.
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Appends one JSON line to `target/bench-results/NAME.jsonl`.
 pub fn record(name: &str, line: serde_json::Value) {
     use std::io::Write;
