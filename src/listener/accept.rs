@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,35 +126,50 @@ impl Acceptor {
                     plain.serve_plain().await
                 }
                 (true, Some((_, tls_cfg))) => {
-                    // Boxed whole: a TLS stream is large, and the plain
-                    // connections' tasks should not be sized for it.
+                    // Boxed, and in pieces: a TLS stream is large, and the
+                    // plain connections' tasks should not be sized for it;
+                    // nor should a TLS connection keep the handshake's
+                    // space once it is serving.
                     Box::pin(async {
-                        let handshake = super::handshake::handshake(
-                            io,
-                            tls_cfg.server_config.clone(),
-                            &handshakes,
+                        let handshake = tokio::time::timeout(
+                            tls_cfg.handshake_timeout,
+                            super::handshake::handshake(
+                                io,
+                                tls_cfg.server_config.clone(),
+                                &handshakes,
+                            ),
                         );
-                        match tokio::time::timeout(tls_cfg.handshake_timeout, handshake).await {
-                            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                                serve(stream, gateway, peer, &config, stop, &cancels).await
-                            }
-                            Ok(Ok(stream)) => {
-                                let h1 = Conn {
-                                    io: stream,
-                                    gateway,
-                                    activity,
-                                    peer,
-                                    config: &config,
-                                    stop,
-                                    cancels: &cancels,
-                                };
-                                h1.rounds().await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
+                        // The stream is moved into the serving future within
+                        // this statement, so its space here ends with it.
+                        let serving: Pin<Box<dyn Future<Output = ()> + Send + '_>> =
+                            match Box::pin(handshake).await {
+                                Ok(Ok(stream))
+                                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") =>
+                                {
+                                    Box::pin(serve(stream, gateway, peer, &config, stop, &cancels))
+                                }
+                                Ok(Ok(stream)) => Box::pin(
+                                    Conn {
+                                        io: stream,
+                                        gateway,
+                                        activity,
+                                        peer,
+                                        config: &config,
+                                        stop,
+                                        cancels: &cancels,
+                                    }
+                                    .rounds(),
+                                ),
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        serving.await
                     })
                     .await
                 }

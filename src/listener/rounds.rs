@@ -98,72 +98,79 @@ pub(super) struct Conn<'a, S> {
 impl Conn<'_, Watchdog<TcpStream>> {
     /// Serves a plain connection until it closes, times out, or shutdown
     /// begins.
-    pub(super) async fn serve_plain(mut self) {
-        // The first bytes decide the protocol; until they come, the
-        // connection is a socket and a timer.
-        let Some(deadline) = self.io.rest() else {
-            return;
-        };
-        let mut first = [0u8; H2_PREFACE.len()];
-        let peeked = tokio::select! {
-            r = tokio::time::timeout_at(deadline, self.io.get_ref().peek(&mut first)) => r,
-            _ = stopped(&mut self.stop) => return,
-        };
-        let n = match peeked {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => return,
-        };
-        if first[..n] == H2_PREFACE[..n] {
-            let Conn {
-                io,
-                gateway,
-                peer,
-                config,
-                stop,
-                cancels,
-                ..
-            } = self;
-            Box::pin(super::accept::serve(
-                io, gateway, peer, config, stop, cancels,
-            ))
-            .await;
-            return;
+    // Not an `async fn`, here and in `rounds`: an `async fn` keeps its
+    // argument twice in the future (as the argument, and moved into the
+    // body), and a resting connection's task is mostly this `Conn`.
+    pub(super) fn serve_plain(mut self) -> impl Future<Output = ()> {
+        async move {
+            // The first bytes decide the protocol; until they come, the
+            // connection is a socket and a timer.
+            let Some(deadline) = self.io.rest() else {
+                return;
+            };
+            let mut first = [0u8; H2_PREFACE.len()];
+            let peeked = tokio::select! {
+                r = tokio::time::timeout_at(deadline, self.io.get_ref().peek(&mut first)) => r,
+                _ = stopped(&mut self.stop) => return,
+            };
+            let n = match peeked {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return,
+            };
+            if first[..n] == H2_PREFACE[..n] {
+                let Conn {
+                    io,
+                    gateway,
+                    peer,
+                    config,
+                    stop,
+                    cancels,
+                    ..
+                } = self;
+                Box::pin(super::accept::serve(
+                    io, gateway, peer, config, stop, cancels,
+                ))
+                .await;
+                return;
+            }
+            self.rounds().await
         }
-        self.rounds().await
     }
 }
 
 impl<S: Stream> Conn<'_, S> {
     /// Serves HTTP/1 in rounds, resting between them, until the connection
     /// closes, times out, or shutdown begins.
-    pub(super) async fn rounds(mut self) {
-        let mut carry = Bytes::new();
-        loop {
-            self.io.watchdog().start_round();
-            if !carry.is_empty() {
-                self.io.watchdog().bytes_arrived();
-            }
-            let io = RoundIo {
-                prefix: carry,
-                io: self.io,
-                activity: self.activity.clone(),
-            };
-            let Some((io, rest, gateway)) = Box::pin(round(
-                io,
-                self.gateway,
-                &self.config.limits,
-                &self.activity,
-                &mut self.stop,
-                self.cancels,
-                self.peer,
-            ))
-            .await
-            else {
-                return;
-            };
-            (self.io, carry, self.gateway) = (io, rest, gateway);
-            if carry.is_empty() && !self.wait_readable().await {
-                return;
+    pub(super) fn rounds(mut self) -> impl Future<Output = ()> {
+        async move {
+            let mut carry = Bytes::new();
+            loop {
+                self.io.watchdog().start_round();
+                if !carry.is_empty() {
+                    self.io.watchdog().bytes_arrived();
+                }
+                let io = RoundIo {
+                    prefix: carry,
+                    io: self.io,
+                    activity: self.activity.clone(),
+                };
+                let Some((io, rest, gateway)) = Box::pin(round(
+                    io,
+                    self.gateway,
+                    &self.config.limits,
+                    &self.activity,
+                    &mut self.stop,
+                    self.cancels,
+                    self.peer,
+                ))
+                .await
+                else {
+                    return;
+                };
+                (self.io, carry, self.gateway) = (io, rest, gateway);
+                if carry.is_empty() && !self.wait_readable().await {
+                    return;
+                }
             }
         }
     }
