@@ -101,6 +101,10 @@ impl Conn<'_, Watchdog<TcpStream>> {
     // Not an `async fn`, here and in `rounds`: an `async fn` keeps its
     // argument twice in the future (as the argument, and moved into the
     // body), and a resting connection's task is mostly this `Conn`.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its argument twice"
+    )]
     pub(super) fn serve_plain(mut self) -> impl Future<Output = ()> {
         async move {
             // The first bytes decide the protocol; until they come, the
@@ -141,6 +145,10 @@ impl Conn<'_, Watchdog<TcpStream>> {
 impl<S: Stream> Conn<'_, S> {
     /// Serves HTTP/1 in rounds, resting between them, until the connection
     /// closes, times out, or shutdown begins.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its argument twice"
+    )]
     pub(super) fn rounds(mut self) -> impl Future<Output = ()> {
         async move {
             let mut carry = Bytes::new();
