@@ -2,26 +2,39 @@
 //!
 //! Starts the `lifeboat` binary (its own process, so its RSS is its own)
 //! in `degraded` mode with the admin listener off, so nothing ever scrapes
-//! `/metrics`. Each round drives 32 keep-alive connections at a proxied
-//! primary path (1 KiB from the simulated origin) and then 32 at a shed
-//! path (the apology), back to back, and reads lifeboat's RSS after it.
+//! `/metrics`, and an HTTPS listener. Each round drives 32 workers through
+//! five phases, 2 s each, and then reads lifeboat's RSS:
+//!
+//! - a proxied primary path (1 KiB from the simulated origin) on keep-alive
+//!   connections;
+//! - a shed path (the apology) on keep-alive connections;
+//! - the proxied path with a new connection for every request;
+//! - the proxied path over HTTP/2 (h2c);
+//! - the proxied path over TLS, a new connection and handshake every
+//!   request.
+//!
 //! The first round warms pools and the allocator; every request after it
 //! must leave nothing behind. Target: RSS at the end at most 2 MiB above
-//! RSS after the first round, with at least 200,000 requests in between.
-//! (A lifeboat that kept 40 bytes a request, as it did while histograms
-//! went through the Prometheus exporter unscraped, grows by 8 MiB or more
-//! here.) Appends a JSON line to `target/bench-results/soak.jsonl`.
+//! RSS after the first round, with at least 200,000 requests in between and
+//! no errors. (A lifeboat that kept 40 bytes a request, as it did while
+//! histograms went through the Prometheus exporter unscraped, grows by
+//! several MiB here.) Appends a JSON line to
+//! `target/bench-results/soak.jsonl`.
 
 #[path = "support/closed_loop.rs"]
 mod closed_loop;
+#[path = "../tests/support/tls.rs"]
+mod tls;
 
 use std::time::Duration;
 
-use closed_loop::{LifeboatProcess, drive};
+use closed_loop::{Conns, LifeboatProcess, drive_with};
 use lifeboat::origin_sim::SimConfig;
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 4;
 const CONNECTIONS: usize = 32;
+/// Measured time of each phase (after the driver's warm-up).
+const PHASE: Duration = Duration::from_secs(2);
 /// Growth allowed after the warm-up round.
 const TARGET_KIB: u64 = 2 * 1024;
 /// Requests after the warm-up round for the figure to mean something.
@@ -37,36 +50,52 @@ fn main() {
             download_size: 1024,
         };
         let origin = closed_loop::sim_origin(sim).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = tls::make_pki(dir.path());
         let lb = LifeboatProcess::start(
             "soak",
             &format!(
-                "[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin}\"\n\
+                "[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\
+                 [listen.tls]\ncert = {:?}\nkey = {:?}\n\
+                 [origin]\nurl = \"http://{origin}\"\n\
                  [shedding]\nmode = \"degraded\"\n\
                  [[route]]\nname = \"downloads\"\nmatch = \"/download/*\"\nclass = \"primary\"\n\
-                 [admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n"
+                 [admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n",
+                pki.cert, pki.key
             ),
         );
+        let tls_addr = lb.tls_addr.expect("HTTPS address");
+        let phases = [
+            ("proxied", lb.addr, "/download/soak", Conns::KeepAlive),
+            ("shed", lb.addr, "/news", Conns::KeepAlive),
+            ("new conn each", lb.addr, "/download/soak", Conns::PerRequest),
+            ("h2c", lb.addr, "/download/soak", Conns::H2),
+            ("TLS, handshake each", tls_addr, "/download/soak", Conns::TlsPerRequest(pki.client_config())),
+        ];
         let start_kib = lb.rss_kib();
-        println!("soak bench: {ROUNDS} rounds, each {CONNECTIONS} connections proxied then {CONNECTIONS} shed, {:?} apiece", closed_loop::RUN);
-        println!("| after round | proxied req/s | shed req/s | errors | lifeboat RSS KiB |");
-        println!("|---|---|---|---|---|");
-        println!("| start | | | | {start_kib} |");
+        println!("soak bench: {ROUNDS} rounds of {} phases, {CONNECTIONS} workers, {PHASE:?} apiece", phases.len());
+        let names: Vec<_> = phases.iter().map(|p| format!("{} req/s", p.0)).collect();
+        println!("| after round | {} | errors | lifeboat RSS KiB |", names.join(" | "));
+        println!("|---|{}---|---|", "---|".repeat(phases.len()));
+        println!("| start |{} {start_kib} |", " |".repeat(phases.len() + 1));
         let (mut warm_kib, mut end_kib, mut after_warmup, mut errors) = (0, 0, 0u64, 0u64);
         for round in 1..=ROUNDS {
-            let proxied = drive(lb.addr, "/download/soak", CONNECTIONS).await;
-            let shed = drive(lb.addr, "/news", CONNECTIONS).await;
+            let mut rates = Vec::new();
+            let mut requests = 0;
+            let mut round_errors = 0;
+            for (_, addr, path, conns) in &phases {
+                let out = drive_with(*addr, path, CONNECTIONS, conns, PHASE).await;
+                rates.push(format!("{:.0}", out.rps()));
+                requests += out.requests;
+                round_errors += out.errors;
+            }
             let rss = lb.rss_kib();
-            println!(
-                "| {round} | {:.0} | {:.0} | {} | {rss} |",
-                proxied.rps(),
-                shed.rps(),
-                proxied.errors + shed.errors
-            );
-            errors += proxied.errors + shed.errors;
+            println!("| {round} | {} | {round_errors} | {rss} |", rates.join(" | "));
+            errors += round_errors;
             if round == 1 {
                 warm_kib = rss;
             } else {
-                after_warmup += proxied.requests + shed.requests;
+                after_warmup += requests;
             }
             end_kib = rss;
         }

@@ -65,35 +65,92 @@ impl Outcome {
     }
 }
 
-/// One keep-alive connection sending `path` back to back until `stop`.
+/// How a driver's connections behave.
+#[derive(Clone)]
+pub enum Conns {
+    /// HTTP/1.1 keep-alive: the next request as soon as the last answer
+    /// has been read.
+    KeepAlive,
+    /// HTTP/1.1 with a new connection for every request.
+    PerRequest,
+    /// HTTP/2 with prior knowledge (h2c), one connection a worker.
+    H2,
+    /// HTTP/1.1 over TLS (to `addr`, as `localhost`), a new connection and
+    /// handshake for every request.
+    TlsPerRequest(Arc<rustls::ClientConfig>),
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
+
+/// Opens one connection the way `conns` says; `None` if that failed.
+async fn connect(addr: SocketAddr, conns: &Conns) -> Option<Sender> {
+    use hyper::client::conn::{http1, http2};
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    match conns {
+        Conns::KeepAlive | Conns::PerRequest => {
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+            tokio::spawn(conn);
+            Some(Sender::H1(sender))
+        }
+        Conns::H2 => {
+            let (sender, conn) =
+                http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            Some(Sender::H2(sender))
+        }
+        Conns::TlsPerRequest(config) => {
+            let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .ok()?;
+            let (sender, conn) = http1::handshake(TokioIo::new(tls)).await.ok()?;
+            tokio::spawn(conn);
+            Some(Sender::H1(sender))
+        }
+    }
+}
+
+/// One connection after another (as `conns` says) sending `path` back to
+/// back until `stop`.
 async fn worker(
     addr: SocketAddr,
     path: &'static str,
+    conns: Conns,
     stop: Arc<AtomicBool>,
     measuring: Arc<AtomicBool>,
 ) -> (u64, u64, u64, Histogram<u64>) {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
     let (mut requests, mut bytes, mut errors) = (0, 0, 0);
+    let reuse = matches!(conns, Conns::KeepAlive | Conns::H2);
+    // HTTP/2 needs the scheme and authority in the request itself.
+    let uri = match conns {
+        Conns::H2 => format!("http://{addr}{path}"),
+        _ => path.to_string(),
+    };
     'reconnect: while !stop.load(Ordering::Relaxed) {
-        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+        let started = Instant::now();
+        let Some(mut sender) = connect(addr, &conns).await else {
             errors += 1;
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
-            errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
         while !stop.load(Ordering::Relaxed) {
-            let req = http::Request::get(path)
+            let req = http::Request::get(uri.as_str())
                 .header("host", "bench")
                 .body(Empty::<Bytes>::new())
                 .expect("request");
-            let started = Instant::now();
-            let Ok(resp) = sender.send_request(req).await else {
+            let started = if reuse { Instant::now() } else { started };
+            let sent = match &mut sender {
+                Sender::H1(s) => s.send_request(req).await,
+                Sender::H2(s) => s.send_request(req).await,
+            };
+            let Ok(resp) = sent else {
                 errors += 1;
                 continue 'reconnect;
             };
@@ -113,22 +170,41 @@ async fn worker(
                 bytes += n;
                 let _ = hist.record(started.elapsed().as_micros() as u64);
             }
+            if !reuse {
+                continue 'reconnect;
+            }
         }
     }
     (requests, bytes, errors, hist)
 }
 
-/// Drives `addr` with `connections` keep-alive connections requesting `path`.
+/// Drives `addr` with `connections` keep-alive connections requesting
+/// `path` for [`RUN`] after [`WARMUP`].
 pub async fn drive(addr: SocketAddr, path: &'static str, connections: usize) -> Outcome {
+    drive_with(addr, path, connections, &Conns::KeepAlive, RUN).await
+}
+
+/// Drives `addr` with `connections` workers whose connections behave as
+/// `conns`, for `run` after [`WARMUP`].
+pub async fn drive_with(
+    addr: SocketAddr,
+    path: &'static str,
+    connections: usize,
+    conns: &Conns,
+    run: Duration,
+) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(worker(addr, path, stop.clone(), measuring.clone())))
+        .map(|_| {
+            let worker = worker(addr, path, conns.clone(), stop.clone(), measuring.clone());
+            tokio::spawn(worker)
+        })
         .collect();
     tokio::time::sleep(WARMUP).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    tokio::time::sleep(RUN).await;
+    tokio::time::sleep(run).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
@@ -168,11 +244,14 @@ pub struct LifeboatProcess {
     dir: std::path::PathBuf,
     /// The HTTP listener.
     pub addr: SocketAddr,
+    /// The HTTPS listener, when the configuration has one.
+    pub tls_addr: Option<SocketAddr>,
 }
 
 impl LifeboatProcess {
-    /// Writes `toml` (which must listen on `127.0.0.1:0` and log at `info`
-    /// or lower, so the listening line is printed) and starts the binary.
+    /// Writes `toml` (which must listen on `127.0.0.1:0`, and log at `info`
+    /// or lower so the listening lines are printed) and starts the binary;
+    /// returns once it listens.
     pub fn start(name: &str, toml: &str) -> Self {
         use std::io::BufRead;
         let dir = std::env::temp_dir().join(format!("lifeboat-{name}-{}", std::process::id()));
@@ -190,27 +269,32 @@ impl LifeboatProcess {
             .expect("spawn lifeboat");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
-        let addr: SocketAddr = loop {
+        let wants_tls = toml.contains("https =");
+        let (mut addr, mut tls_addr) = (None, None);
+        while addr.is_none() || (wants_tls && tls_addr.is_none()) {
             let line = lines
                 .next()
                 .and_then(Result::ok)
                 .expect("lifeboat exited before listening");
-            if let Some(a) = line
-                .split("address=")
-                .nth(1)
-                .filter(|_| line.contains("listening (HTTP/1.1"))
-            {
-                break a
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .parse()
-                    .expect("address");
+            let Some(a) = line.split("address=").nth(1) else {
+                continue;
+            };
+            let a: Option<SocketAddr> = a.split_whitespace().next().and_then(|a| a.parse().ok());
+            if line.contains("listening (HTTP/1.1") {
+                addr = a;
+            } else if line.contains("listening (TLS") {
+                tls_addr = a;
             }
-        };
+        }
+        let addr = addr.expect("HTTP address");
         // Keep reading its log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        LifeboatProcess { child, dir, addr }
+        LifeboatProcess {
+            child,
+            dir,
+            addr,
+            tls_addr,
+        }
     }
 
     /// Its process id.

@@ -5,10 +5,6 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use rustls_pki_types::pem::PemObject;
-
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -238,15 +234,7 @@ async fn a_tls_connection_rests_between_requests_and_keeps_its_session() {
     let pki = make_pki(dir.path());
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin).tls(&pki).start().await;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(pki.client_config());
     let tcp = TcpStream::connect(lb.https.unwrap()).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, HandshakeKind, RootCertStore};
+use rustls::{ClientConfig, HandshakeKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::tls::{TestPki, install_provider, make_pki};
+use crate::support::tls::{TestPki, make_pki};
 use crate::support::{Running, TestOrigin, lifeboat, read_until_close};
 
 async fn start(origin: &TestOrigin, pki: &TestPki, slots: usize, timeout: &str) -> Running {
@@ -24,20 +24,6 @@ async fn start(origin: &TestOrigin, pki: &TestPki, slots: usize, timeout: &str) 
         .start()
         .await
 }
-
-fn client_config(pki: &TestPki) -> Arc<ClientConfig> {
-    install_provider();
-    let mut roots = RootCertStore::empty();
-    let ca = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
-    roots.add(ca).unwrap();
-    let mut config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-use rustls::pki_types::pem::PemObject;
 
 /// One HTTP/1.1 request over a fresh TLS connection: how the handshake went
 /// and the status line.
@@ -64,7 +50,7 @@ async fn a_handshake_stampede_queues_for_slots_and_everyone_gets_in() {
     let origin = TestOrigin::start().await;
     let lb = start(&origin, &pki, 2, "10s").await;
     let addr = lb.https.unwrap();
-    let config = client_config(&pki);
+    let config = pki.client_config();
     let clients: Vec<_> = (0..200)
         .map(|_| {
             let config = config.clone();
@@ -89,7 +75,7 @@ async fn silent_clients_hold_no_slot_and_are_cut_at_the_deadline() {
     let origin = TestOrigin::start().await;
     let lb = start(&origin, &pki, 1, "3s").await;
     let addr = lb.https.unwrap();
-    let config = client_config(&pki);
+    let config = pki.client_config();
 
     // Five clients that connect and say nothing, and five that send a
     // ClientHello and then never read the answer nor finish.
@@ -137,7 +123,7 @@ async fn sessions_resume() {
     let origin = TestOrigin::start().await;
     let lb = start(&origin, &pki, 8, "5s").await;
     let addr = lb.https.unwrap();
-    let config = client_config(&pki);
+    let config = pki.client_config();
     let (first, status) = tls_get(&config, addr).await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(first, HandshakeKind::Full);

@@ -2,6 +2,7 @@
 //! certificate for `localhost` / `127.0.0.1` signed by it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
@@ -18,6 +19,24 @@ pub struct TestPki {
     pub cert: PathBuf,
     /// Server key file.
     pub key: PathBuf,
+}
+
+impl TestPki {
+    /// A client configuration that trusts this PKI's CA and offers HTTP/1.1
+    /// by ALPN.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        install_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
 }
 
 /// Writes a CA-signed `localhost` certificate and key into `dir`.
