@@ -61,6 +61,10 @@ for t in "${targets[@]}"; do
 done
 l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median); h=$(echo "${mib[haproxy]}" | median); lm=$(echo "${mib[lifeboat]}" | median)
 printf '\nlifeboat / nginx (1 KiB req/s): %.2f   (target >= 1.10)\n' "$(echo "$l / $n" | bc -l)"
+# Round by round too: nginx is sometimes bimodal on this shared box, and a
+# ratio of medians can hide that.
+paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[nginx]}" | grep -v '^$') \
+  | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
 printf 'lifeboat / haproxy (10 MiB MiB/s): %.2f   (target >= 1.00)\n' "$(echo "$lm / $h" | bc -l)"
 n5=$(echo "${rps[nginx503]}" | median); l5=$(echo "${rps[lifeboat503]}" | median)
 printf 'nginx static 503: %.0f req/s; lifeboat apology: %.0f req/s\n' "$n5" "$l5"
