@@ -7,13 +7,11 @@ FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends make \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Dependencies first, so that source edits do not rebuild them.
+# Dependencies first, so that source edits do not rebuild them (empty
+# sources stand in for the crate's own; see deploy/stub-sources.sh).
 COPY Cargo.toml Cargo.lock ./
-# Every [[bench]] in Cargo.toml needs a file for the manifest to load.
-RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && for b in proxy shed stampede idle; do echo 'fn main() {}' > "benches/$b.rs"; done \
-    && cargo build --release --locked \
-    && rm -rf src benches
+COPY deploy/stub-sources.sh /tmp/
+RUN sh /tmp/stub-sources.sh && cargo build --release --locked && rm -rf src benches
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
