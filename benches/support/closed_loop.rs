@@ -41,12 +41,14 @@ pub const WARMUP: Duration = Duration::from_millis(500);
 
 /// What one run measured.
 pub struct Outcome {
-    /// Responses read in full.
+    /// Responses read in full (for [`Conns::GiveUp`], to their first frame).
     pub requests: u64,
     /// Body bytes read.
     pub bytes: u64,
     /// Failed exchanges.
     pub errors: u64,
+    /// Responses with a status other than 2xx.
+    pub non_2xx: u64,
     /// Measured time.
     pub elapsed: Duration,
     /// Latency in microseconds.
@@ -78,6 +80,9 @@ pub enum Conns {
     /// HTTP/1.1 over TLS (to `addr`, as `localhost`), a new connection and
     /// handshake for every request.
     TlsPerRequest(Arc<rustls::ClientConfig>),
+    /// HTTP/1.1, a new connection for every request, closed after the
+    /// first frame of the body: a client that gives up mid-download.
+    GiveUp,
 }
 
 enum Sender {
@@ -91,7 +96,7 @@ async fn connect(addr: SocketAddr, conns: &Conns) -> Option<Sender> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     match conns {
-        Conns::KeepAlive | Conns::PerRequest => {
+        Conns::KeepAlive | Conns::PerRequest | Conns::GiveUp => {
             let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
             tokio::spawn(conn);
             Some(Sender::H1(sender))
@@ -125,9 +130,10 @@ async fn worker(
     conns: Conns,
     stop: Arc<AtomicBool>,
     measuring: Arc<AtomicBool>,
-) -> (u64, u64, u64, Histogram<u64>) {
+) -> (u64, u64, u64, u64, Histogram<u64>) {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let (mut requests, mut bytes, mut errors) = (0, 0, 0);
+    let (mut requests, mut bytes, mut errors, mut non_2xx) = (0, 0, 0, 0);
+    let give_up = matches!(conns, Conns::GiveUp);
     let reuse = matches!(conns, Conns::KeepAlive | Conns::H2);
     // HTTP/2 needs the scheme and authority in the request itself.
     let uri = match conns {
@@ -154,6 +160,7 @@ async fn worker(
                 errors += 1;
                 continue 'reconnect;
             };
+            let success = resp.status().is_success();
             let mut body = resp.into_body();
             let mut n = 0u64;
             while let Some(frame) = body.frame().await {
@@ -164,10 +171,14 @@ async fn worker(
                         continue 'reconnect;
                     }
                 }
+                if give_up && n > 0 {
+                    break;
+                }
             }
             if measuring.load(Ordering::Relaxed) {
                 requests += 1;
                 bytes += n;
+                non_2xx += u64::from(!success);
                 let _ = hist.record(started.elapsed().as_micros() as u64);
             }
             if !reuse {
@@ -175,7 +186,7 @@ async fn worker(
             }
         }
     }
-    (requests, bytes, errors, hist)
+    (requests, bytes, errors, non_2xx, hist)
 }
 
 /// Drives `addr` with `connections` keep-alive connections requesting
@@ -212,14 +223,16 @@ pub async fn drive_with(
         requests: 0,
         bytes: 0,
         errors: 0,
+        non_2xx: 0,
         elapsed,
         latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
     };
     for t in tasks {
-        let (r, b, e, h) = t.await.expect("worker");
+        let (r, b, e, x, h) = t.await.expect("worker");
         out.requests += r;
         out.bytes += b;
         out.errors += e;
+        out.non_2xx += x;
         let _ = out.latency.add(h);
     }
     out
