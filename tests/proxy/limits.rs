@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{TestOrigin, lifeboat, raw_exchange, read_until_close};
 
@@ -252,5 +252,42 @@ async fn a_client_that_stops_reading_is_cut_and_frees_its_origin_slot() {
     .await;
     drop(stream);
     // The proxy is unharmed.
+    assert_eq!(crate::support::status_of(lb.url("/status/200")).await, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_download_frees_its_origin_slot_at_once() {
+    // The origin has sent a first chunk and goes quiet; the client reads it
+    // and hangs up. Nothing more will be written to the client, so no write
+    // can fail: lifeboat has to notice the hang-up by itself and give the
+    // origin slot back, not hold it until the body idle timeout (a minute
+    // here, longer than the wait below).
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.body_idle_timeout", "\"60s\"")
+        .start()
+        .await;
+    let mut stream = tokio::net::TcpStream::connect(lb.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /gated HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("first-chunk") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the first chunk within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before the first chunk");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(lb.shared.admission.origin.inflight(), 1);
+    drop(stream);
+    crate::support::wait_until("the slot to be given back after the hang-up", || {
+        lb.shared.admission.origin.inflight() == 0 && lb.shared.admission.inflight.total() == 0
+    })
+    .await;
+    origin.release();
     assert_eq!(crate::support::status_of(lb.url("/status/200")).await, 200);
 }
