@@ -291,3 +291,36 @@ async fn a_client_that_hangs_up_mid_download_frees_its_origin_slot_at_once() {
     origin.release();
     assert_eq!(crate::support::status_of(lb.url("/status/200")).await, 200);
 }
+
+#[tokio::test]
+async fn an_http2_stream_cancelled_mid_download_frees_its_origin_slot_at_once() {
+    // The HTTP/2 form of the hang-up: the client cancels one stream
+    // (RST_STREAM) and keeps its connection. The slot must come back at
+    // once, and the connection must go on serving.
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin)
+        .set("limits.body_idle_timeout", "\"60s\"")
+        .start()
+        .await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut download = h2.get(lb.url("/gated")).send().await.unwrap();
+    assert_eq!(download.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        download.chunk().await.unwrap().unwrap().as_ref(),
+        b"first-chunk\n"
+    );
+    assert_eq!(lb.shared.admission.origin.inflight(), 1);
+    drop(download);
+    crate::support::wait_until("the slot to be given back after the cancel", || {
+        lb.shared.admission.origin.inflight() == 0 && lb.shared.admission.inflight.total() == 0
+    })
+    .await;
+    origin.release();
+    let next = h2.get(lb.url("/status/200")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(next.version(), reqwest::Version::HTTP_2);
+}
