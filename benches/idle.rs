@@ -49,8 +49,8 @@ fn main() {
     let rt = closed_loop::runtime();
     rt.block_on(async {
         let origin_addr = closed_loop::sim_origin(SimConfig::default()).await;
-        let lb = closed_loop::LifeboatProcess::start("idle", &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n"));
-        let addr = lb.addr;
+        let (lb, _dir) = closed_loop::lifeboat_process(&format!("[listen]\nhttp = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin_addr}\"\n[admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n"));
+        let addr = lb.http;
         let warm = one(addr).await.expect("first request");
         drop(warm);
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -33,7 +33,7 @@ mod tls;
 
 use std::time::Duration;
 
-use closed_loop::{Conns, LifeboatProcess, drive_with};
+use closed_loop::{Conns, drive_with};
 use lifeboat::origin_sim::SimConfig;
 
 const ROUNDS: usize = 4;
@@ -57,9 +57,7 @@ fn main() {
         let origin = closed_loop::sim_origin(sim).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let pki = tls::make_pki(dir.path());
-        let lb = LifeboatProcess::start(
-            "soak",
-            &format!(
+        let (lb, _dir) = closed_loop::lifeboat_process(&format!(
                 "[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\
                  [listen.tls]\ncert = {:?}\nkey = {:?}\n\
                  [origin]\nurl = \"http://{origin}\"\n\
@@ -69,15 +67,15 @@ fn main() {
                 pki.cert, pki.key
             ),
         );
-        let tls_addr = lb.tls_addr.expect("HTTPS address");
+        let tls_addr = tokio::task::block_in_place(|| lb.tls_address());
         // (name, address, path, connections, whether answers should be 2xx)
         let phases = [
-            ("proxied", lb.addr, "/download/soak", Conns::KeepAlive, true),
-            ("shed", lb.addr, "/news", Conns::KeepAlive, false),
-            ("new conn each", lb.addr, "/download/soak", Conns::PerRequest, true),
-            ("h2c", lb.addr, "/download/soak", Conns::H2, true),
+            ("proxied", lb.http, "/download/soak", Conns::KeepAlive, true),
+            ("shed", lb.http, "/news", Conns::KeepAlive, false),
+            ("new conn each", lb.http, "/download/soak", Conns::PerRequest, true),
+            ("h2c", lb.http, "/download/soak", Conns::H2, true),
             ("TLS, handshake each", tls_addr, "/download/soak", Conns::TlsPerRequest(pki.client_config()), true),
-            ("1 MiB, given up", lb.addr, "/download/soak?size=1048576", Conns::GiveUp, true),
+            ("1 MiB, given up", lb.http, "/download/soak?size=1048576", Conns::GiveUp, true),
         ];
         let start_kib = lb.rss_kib();
         println!("soak bench: {ROUNDS} rounds of {} phases, {CONNECTIONS} workers, {PHASE:?} apiece", phases.len());

@@ -16,6 +16,10 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
+/// The tests' handle on the binary as a process.
+#[path = "../../tests/support/process.rs"]
+pub mod process;
+
 /// The benches' runtime: multi-threaded, with I/O and time.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -250,90 +254,19 @@ pub async fn start_lifeboat(toml: &str) -> SocketAddr {
     addr
 }
 
-/// A `lifeboat` binary started as its own process, so its RSS is its own.
-/// Killed, and its directory removed, when dropped.
-pub struct LifeboatProcess {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    /// The HTTP listener.
-    pub addr: SocketAddr,
-    /// The HTTPS listener, when the configuration has one.
-    pub tls_addr: Option<SocketAddr>,
-}
-
-impl LifeboatProcess {
-    /// Writes `toml` (which must listen on `127.0.0.1:0`, and log at `info`
-    /// or lower so the listening lines are printed) and starts the binary;
-    /// returns once it listens.
-    pub fn start(name: &str, toml: &str) -> Self {
-        use std::io::BufRead;
-        let dir = std::env::temp_dir().join(format!("lifeboat-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("lifeboat.toml");
-        std::fs::write(&config, toml).expect("config");
-        // LIFEBOAT_BIN measures another build (an older one, say) instead.
-        let bin = std::env::var_os("LIFEBOAT_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_lifeboat").into());
-        let mut child = std::process::Command::new(bin)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn lifeboat");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let wants_tls = toml.contains("https =");
-        let (mut addr, mut tls_addr) = (None, None);
-        while addr.is_none() || (wants_tls && tls_addr.is_none()) {
-            let line = lines
-                .next()
-                .and_then(Result::ok)
-                .expect("lifeboat exited before listening");
-            let Some(a) = line.split("address=").nth(1) else {
-                continue;
-            };
-            let a: Option<SocketAddr> = a.split_whitespace().next().and_then(|a| a.parse().ok());
-            if line.contains("listening (HTTP/1.1") {
-                addr = a;
-            } else if line.contains("listening (TLS") {
-                tls_addr = a;
-            }
-        }
-        let addr = addr.expect("HTTP address");
-        // Keep reading its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        LifeboatProcess {
-            child,
-            dir,
-            addr,
-            tls_addr,
-        }
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its resident set size now, in KiB (0 if it cannot be read).
-    pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for LifeboatProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Starts the `lifeboat` binary as its own process (so its RSS is its
+/// own) with `toml` as its configuration, which must listen on
+/// `127.0.0.1:0` and log at `info` or lower. `LIFEBOAT_BIN` runs another
+/// build instead, for an A/B comparison. The directory holds the
+/// configuration; keep it as long as the process.
+pub fn lifeboat_process(toml: &str) -> (process::Process, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = process::write_config(dir.path(), toml);
+    let lb = match std::env::var_os("LIFEBOAT_BIN") {
+        Some(binary) => process::Process::start_binary(&binary, &config),
+        None => process::Process::start(&config),
+    };
+    (lb, dir)
 }
 
 /// Seconds since the Unix epoch, for the JSON lines.

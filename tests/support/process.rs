@@ -50,7 +50,7 @@ impl Process {
         reason = "Drop kills and waits for the child"
     )]
     pub fn start_under(wrapper: &[&str], config: &Path) -> Process {
-        let mut command = match wrapper.split_first() {
+        let command = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
                 c.args(args).arg(bin());
@@ -58,6 +58,25 @@ impl Process {
             }
             None => Command::new(bin()),
         };
+        Self::spawn(command, config)
+    }
+
+    /// As [`Process::start`], running `binary` instead of the one cargo
+    /// built (the benches compare builds this way).
+    #[allow(
+        clippy::zombie_processes,
+        reason = "Drop kills and waits for the child"
+    )]
+    pub fn start_binary(binary: &std::ffi::OsStr, config: &Path) -> Process {
+        Self::spawn(Command::new(binary), config)
+    }
+
+    /// Runs `command run --config FILE` and waits for "listening".
+    #[allow(
+        clippy::zombie_processes,
+        reason = "Drop kills and waits for the child"
+    )]
+    fn spawn(mut command: Command, config: &Path) -> Process {
         let mut child = command
             .args(["run", "--config"])
             .arg(config)
@@ -85,7 +104,7 @@ impl Process {
                 let _ = child.wait();
                 panic!("lifeboat did not report listening within 20 s");
             };
-            let addr = listening_address(&line);
+            let addr = listening_address(&line, "listening (HTTP/1.1");
             startup.push(line);
             if let Some(addr) = addr {
                 return Process {
@@ -96,6 +115,13 @@ impl Process {
                 };
             }
         }
+    }
+
+    /// The TLS listener's address, from the log line that follows the
+    /// plain one's (so call it once, right after starting).
+    pub fn tls_address(&self) -> SocketAddr {
+        let line = self.next_line("the TLS listening line", |l| l.contains("listening (TLS"));
+        listening_address(&line, "listening (TLS").expect("an address in the TLS listening line")
     }
 
     /// Resident set size in KiB, from /proc.
@@ -196,8 +222,9 @@ fn clock_ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    if !line.contains("listening (HTTP/1.1") {
+/// The address in a log line that contains `what`.
+fn listening_address(line: &str, what: &str) -> Option<SocketAddr> {
+    if !line.contains(what) {
         return None;
     }
     if line.starts_with('{') {
