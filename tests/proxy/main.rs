@@ -18,6 +18,7 @@ mod http2_abuse;
 mod keepalive;
 mod limits;
 mod loadgen;
+mod paths;
 mod process;
 mod props;
 mod protocols;

@@ -32,8 +32,10 @@ fn small() -> config::Config {
     config::from_str(SMALL, "small.toml", Path::new(".")).expect("the small config is valid")
 }
 
-/// A path segment an attacker would try: dot segments in every spelling,
-/// encoded slashes and backslashes, empty segments, and ordinary names.
+/// A path segment an attacker would try: dot segments in every spelling
+/// (plain, encoded, doubly encoded, overlong UTF-8, fullwidth, with
+/// trailing spaces), path parameters, encoded separators and percent signs,
+/// control characters, empty segments, and ordinary names.
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("download".to_string()),
@@ -41,6 +43,7 @@ fn segment() -> impl Strategy<Value = String> {
         Just("static".to_string()),
         Just(".".to_string()),
         Just("..".to_string()),
+        Just("...".to_string()),
         Just("".to_string()),
         Just("%2e".to_string()),
         Just("%2E%2e".to_string()),
@@ -49,29 +52,127 @@ fn segment() -> impl Strategy<Value = String> {
         Just("%5c".to_string()),
         Just("..\\".to_string()),
         Just("%64ownload".to_string()),
+        Just("..;".to_string()),
+        Just(".;x".to_string()),
+        Just("download;v=1".to_string()),
+        Just("%3b".to_string()),
+        Just("%252e%252e".to_string()),
+        Just("%252f".to_string()),
+        Just("%25".to_string()),
+        Just("%c0%ae%c0%ae".to_string()),
+        Just("%c0%af".to_string()),
+        Just("%e0%80%ae".to_string()),
+        Just("%c1%9c".to_string()),
+        Just("..%20".to_string()),
+        Just("%2e%2e%20".to_string()),
+        Just("%ef%bc%8e%ef%bc%8e".to_string()),
+        Just("%ef%bc%8f".to_string()),
+        Just("%e2%80%a5".to_string()),
+        Just("%00".to_string()),
         Just("file.iso".to_string()),
-        "[a-z0-9._~%-]{0,6}",
+        Just("release%20notes.pdf".to_string()),
+        Just("%c3%a9t%c3%a9".to_string()),
+        "[a-z0-9._~%;-]{0,6}",
+        "(%[0-9a-fA-F]{2}){1,3}",
     ]
 }
 
+/// A path; most start inside the download tree, where an escape matters.
 fn path() -> impl Strategy<Value = String> {
-    prop::collection::vec(segment(), 0..6).prop_map(|s| format!("/{}", s.join("/")))
+    (
+        prop::bool::weighted(0.75),
+        prop::collection::vec(segment(), 0..6),
+    )
+        .prop_map(|(download, s)| {
+            let rest = s.join("/");
+            if download {
+                format!("/download/{rest}")
+            } else {
+                format!("/{rest}")
+            }
+        })
 }
 
-/// Resolves dot segments the way a lenient origin would (RFC 3986 §5.2.4),
-/// after percent-decoding: what the path could mean once it gets there.
-fn resolved(path: &str) -> String {
-    let decoded = path
-        .replace("%2e", ".")
-        .replace("%2E", ".")
-        .replace("%2f", "/")
-        .replace("%2F", "/")
-        .replace("%5c", "/")
-        .replace("%5C", "/")
-        .replace('\\', "/")
-        .replace("%64", "d");
+/// One percent-decoding pass (invalid escapes are kept as they are).
+fn decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (s[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Reads bytes as text the way a lenient decoder does: overlong two- and
+/// three-byte forms of ASCII are taken for the ASCII character; other
+/// invalid bytes become U+FFFD.
+fn lenient_utf8(b: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i..] {
+            [c0 @ 0xc0..=0xc1, c1 @ 0x80..=0xbf, ..] => {
+                out.push(char::from(((c0 & 0x1f) << 6) | (c1 & 0x3f)));
+                i += 2;
+            }
+            [0xe0, c1 @ 0x80..=0x81, c2 @ 0x80..=0xbf, ..] => {
+                out.push(char::from(((c1 & 0x3f) << 6) | (c2 & 0x3f)));
+                i += 3;
+            }
+            _ => {
+                let end = (i + 1..=b.len())
+                    .rev()
+                    .find(|&e| std::str::from_utf8(&b[i..e]).is_ok() && e - i <= 4)
+                    .unwrap_or(i + 1);
+                out.push_str(&String::from_utf8_lossy(&b[i..end]));
+                i = end;
+            }
+        }
+    }
+    out
+}
+
+/// Unicode compatibility folding of the characters that matter here
+/// (what NFKC and Windows "best fit" do to them).
+fn fold(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{2024}' | '\u{FE52}' | '\u{FF0E}' => ".".to_string(),
+            '\u{2025}' => "..".to_string(),
+            '\u{2044}' | '\u{2215}' | '\u{FF0F}' | '\u{29F8}' => "/".to_string(),
+            '\u{FE68}' | '\u{FF3C}' | '\u{29F5}' | '\u{29F9}' => "\\".to_string(),
+            '\u{FF05}' => "%".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// RFC 3986 §5.2.4 on `/`-separated segments, empty segments merged (as
+/// nginx's `merge_slashes` and most servers do); `windows` also reads a
+/// segment of dots and spaces as `.` or `..`, and drops trailing dots and
+/// spaces from the others.
+fn resolve(path: &str, windows: bool) -> String {
     let mut out: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
+    for seg in path.split('/') {
+        let seg = match seg.bytes().filter(|&b| b == b'.').count() {
+            _ if !windows => seg,
+            1 if seg.trim_end_matches(['.', ' ']).is_empty() => ".",
+            n if n >= 2 && seg.trim_end_matches(['.', ' ']).is_empty() => "..",
+            _ => seg.trim_end_matches(['.', ' ']),
+        };
         match seg {
             "." | "" => {}
             ".." => {
@@ -80,7 +181,7 @@ fn resolved(path: &str) -> String {
             s => out.push(s),
         }
     }
-    let trailing = if decoded.ends_with('/') && !out.is_empty() {
+    let trailing = if path.ends_with('/') && !out.is_empty() {
         "/"
     } else {
         ""
@@ -88,25 +189,60 @@ fn resolved(path: &str) -> String {
     format!("/{}{trailing}", out.join("/"))
 }
 
+/// What the path means to each kind of origin, as text: the path a request
+/// really reaches there.
+fn readings(path: &str) -> Vec<(&'static str, String)> {
+    let once = lenient_utf8(&decode(path.as_bytes()));
+    let no_params: Vec<String> = path
+        .split('/')
+        .map(|seg| seg.split(';').next().unwrap_or("").to_string())
+        .collect();
+    let tomcat = lenient_utf8(&decode(no_params.join("/").as_bytes()));
+    let twice = lenient_utf8(&decode(&decode(path.as_bytes())));
+    let windows = fold(&once).replace('\\', "/");
+    let windows = fold(&lenient_utf8(&decode(windows.as_bytes())));
+    vec![
+        ("RFC 3986", resolve(&once, false)),
+        (
+            "backslash as separator",
+            resolve(&once.replace('\\', "/"), false),
+        ),
+        ("Tomcat (parameters cut first)", resolve(&tomcat, false)),
+        ("decodes twice", resolve(&twice, false)),
+        ("Windows", resolve(&windows.replace('\\', "/"), true)),
+    ]
+}
+
 proptest! {
     /// Whatever a request path says, it is primary only if it is canonical
-    /// and means a download on every server that might interpret it.
+    /// and means the same download on every kind of origin that might
+    /// read it: none of them resolves it anywhere else.
     #[test]
     fn only_canonical_download_paths_are_primary(p in path()) {
         let cfg = small();
         let (class, _) = cfg.routes.classify(&Method::GET, Some("example.com"), &p);
         if class == RouteClass::Primary {
             prop_assert!(is_canonical(&p), "{p} is primary but not canonical");
-            prop_assert!(resolved(&p).starts_with("/download/"), "{p} is primary but resolves to {}", resolved(&p));
-            prop_assert_eq!(resolved(&p), p.clone());
+            for (origin, reading) in readings(&p) {
+                prop_assert!(
+                    reading.starts_with("/download/"),
+                    "{p} is primary but {origin} reads {reading}"
+                );
+            }
         }
     }
 
-    /// A canonical path resolves to itself: nothing for an origin to reinterpret.
+    /// A canonical path means one thing: every kind of origin reads it as
+    /// its plain percent-decoding, nothing to reinterpret.
     #[test]
-    fn canonical_paths_are_fixed_points(p in path()) {
+    fn canonical_paths_read_the_same_everywhere(p in path()) {
         if is_canonical(&p) {
-            prop_assert_eq!(resolved(&p), p);
+            let plain = String::from_utf8(decode(p.as_bytes()));
+            prop_assert!(plain.is_ok(), "{p} is canonical but not UTF-8 once decoded");
+            let plain = plain.unwrap_or_default();
+            for (origin, reading) in readings(&p) {
+                prop_assert_eq!(&reading, &plain, "{} reads {} differently", origin, p);
+            }
         }
     }
 
@@ -205,6 +341,12 @@ fn dot_segment_escapes_from_the_download_tree_are_not_primary() {
         "/%64ownload/x",
         "/download/x/..",
         "download/x",
+        "/download/..;/admin/secret.txt",
+        "/download/%252e%252e/admin",
+        "/download/%c0%ae%c0%ae/admin",
+        "/download/..%c0%afadmin",
+        "/download/..%20/admin",
+        "/download/%ef%bc%8e%ef%bc%8e/admin",
     ] {
         let (class, _) = cfg.routes.classify(&Method::GET, None, p);
         assert_ne!(class, RouteClass::Primary, "{p} was classed as primary");
