@@ -8,7 +8,9 @@
 //!   terminates TLS ([`tls`]), guards header-read and idle deadlines, serves
 //!   HTTP/1.1 and HTTP/2, drains on shutdown;
 //! - [`stack`] — the request pipeline, top to bottom: config snapshot,
-//!   access record, classify, admit, forward, rescue;
+//!   access record, screen, classify, admit, forward, rescue;
+//! - [`screen`] — the head rules kept before anything else (header count,
+//!   one valid host, no CONNECT); pure;
 //! - [`classify`] — request → route class (primary, keep, normal); pure;
 //! - [`admission`] — signals, the mode machine, `decide()`, the origin
 //!   queue; the ticker;
@@ -44,6 +46,7 @@ pub mod logging;
 pub mod origin_sim;
 pub mod reload;
 pub mod runtime;
+pub mod screen;
 pub mod stack;
 pub mod story;
 pub mod telemetry;

@@ -5,8 +5,10 @@
 //!    this version from start to end, whatever reloads happen meanwhile;
 //! 2. **record** — an [`Exchange`] starts the access-log entry and marks the
 //!    connection busy (so the idle watchdog leaves it alone);
-//! 3. **classify** — method, host and canonical path → primary, keep or
-//!    normal (`classify`; no header can make a request primary);
+//! 3. **screen** and **classify** — a head with too many fields, no single
+//!    valid host, or CONNECT is refused (`screen`); then method, host and
+//!    canonical path → primary, keep or normal (`classify`; no header can
+//!    make a request primary);
 //! 4. **decide** — the published mode and the ramp say admit or shed
 //!    (`admission::decide`, pure, no lock);
 //! 5. **admit** — count the request in, take the primary class's own slot
@@ -94,16 +96,17 @@ impl Gateway {
         body_end: Option<BodyEnd>,
     ) -> Response<ResponseBody> {
         let asked = Asked::from_request(req.method(), req.headers());
+        // Heads lifeboat will not relay (too many fields, no single valid
+        // host, CONNECT) are refused before anything else looks at them.
+        let host = match crate::screen::screen(&req, rt.config.limits.max_headers) {
+            Ok(host) => host,
+            Err(refusal) => return refuse(refusal, req.version()),
+        };
         // The status endpoint answers from memory: never shed, never proxied,
         // up while the origin is down.
         if req.uri().path() == rt.config.story.status_path {
             return self.status(&req);
         }
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(req.uri().host());
         let (class, _route) = rt
             .config
             .routes
@@ -237,6 +240,20 @@ impl Gateway {
         h.insert(http::header::VARY, http::HeaderValue::from_static("accept"));
         resp
     }
+}
+
+/// A head `screen` refused: counted, and answered with its own short page;
+/// an HTTP/1 connection that sent it is closed after the answer.
+fn refuse(refusal: crate::screen::Refusal, version: http::Version) -> Response<ResponseBody> {
+    metrics::counter!("lifeboat_refused_total", "reason" => refusal.as_str()).increment(1);
+    let mut resp = apology::refusal(refusal);
+    if version < http::Version::HTTP_2 {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 impl hyper::service::Service<Request<Incoming>> for Gateway {

@@ -6,8 +6,9 @@
 //! `application/problem+json`; brotli, gzip or identity). Serving one copies
 //! no body: the page is shared `Bytes`; only the headers are built.
 //!
-//! The one failure that is the client's own, a broken upload, gets a short
-//! page instead: `408` if it stalled, `400` if it was malformed or cut off.
+//! Failures that are the client's own get a short page instead: a broken
+//! upload `408` if it stalled or trickled, `400` if it was malformed or cut
+//! off; a head refused by `screen` `431`, `400` or `501`.
 
 mod page;
 
@@ -17,6 +18,7 @@ use http::{Method, Response, StatusCode};
 pub use page::{Context, Pages, escape_html};
 
 use crate::body::ResponseBody;
+use crate::screen::Refusal;
 use crate::upstream::UpstreamError;
 
 /// Why a request got the apology. The codes are stable: they appear in
@@ -209,6 +211,42 @@ pub fn client_body_error(stalled: bool) -> Response<ResponseBody> {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-lifeboat-error", HeaderValue::from_static(code));
+    resp
+}
+
+/// The response to a head refused by `screen`: `431`, `400` or `501`, a
+/// short page, never the apology (nothing is wrong with the site).
+pub fn refusal(refusal: Refusal) -> Response<ResponseBody> {
+    let (status, title, text) = match refusal {
+        Refusal::TooManyHeaders => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Too many header fields",
+            "Your request carried more header fields than this site accepts.",
+        ),
+        Refusal::BadHost => (
+            StatusCode::BAD_REQUEST,
+            "Which site?",
+            "Your request must name exactly one valid host.",
+        ),
+        Refusal::Connect => (
+            StatusCode::NOT_IMPLEMENTED,
+            "No tunnels here",
+            "This server does not open tunnels (CONNECT).",
+        ),
+    };
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>\n"
+    );
+    let mut resp = Response::new(ResponseBody::full(page));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-lifeboat-error", HeaderValue::from_static(refusal.as_str()));
     resp
 }
 

@@ -21,6 +21,18 @@
 //! origin slot, forever. A write that stays blocked that long fails with
 //! `TimedOut`; any byte accepted by the socket restarts the clock.
 //!
+//! A client's end of input (FIN) means one of two things, which TCP cannot
+//! tell apart: a half-close (`nc -N`: the request is out, the client still
+//! reads its answer) or a hang-up. hyper closes at end of input (its
+//! `half_close` option would instead stop looking for it during a response,
+//! so a hang-up would hold its origin slot until a timeout). So the
+//! watchdog decides. A FIN that arrives while a request waits for its
+//! answer, with no request body left unread, is a half-close: it is kept
+//! from hyper until no request is in progress, so the answer is written
+//! whole, then hyper sees the end of input and closes. A FIN that arrives
+//! once the answer is being written (or mid-body) reaches hyper at once: a
+//! hang-up, and the response, with the origin slot it holds, is dropped.
+//!
 //! On HTTP/1 connections the watchdog also says when hyper has come
 //! to rest between two requests (see `rounds`): the last response written
 //! and flushed, every request body read to its end, and hyper waiting for
@@ -152,6 +164,12 @@ pub struct Watchdog<IO> {
     round_begun: u64,
     /// No write since the last completed flush.
     flushed: bool,
+    /// Requests begun as of the last write: equal to `begun` once the
+    /// latest request's answer has started.
+    wrote_at_begun: u64,
+    /// The client half-closed while waiting for an answer: its end of input
+    /// is held back until no request is in progress.
+    half_closed: bool,
 }
 
 impl<IO> Watchdog<IO> {
@@ -179,6 +197,8 @@ impl<IO> Watchdog<IO> {
             write_timer: None,
             round_begun: 0,
             flushed: true,
+            wrote_at_begun: 0,
+            half_closed: false,
         }
     }
 
@@ -228,6 +248,7 @@ impl<IO> Watchdog<IO> {
     fn wrote(&mut self, r: &Poll<io::Result<usize>>) {
         if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
             self.flushed = false;
+            self.wrote_at_begun = self.activity.begun.load(Ordering::Relaxed);
             self.note_rest(false);
         }
     }
@@ -253,6 +274,40 @@ impl<IO> Watchdog<IO> {
             io::ErrorKind::TimedOut,
             "client stopped reading the response",
         )))
+    }
+
+    /// Whether end of input now is a half-close to hold back from hyper: a
+    /// request is in progress, its body (if any) read to the end, and
+    /// (unless the client already half-closed) its answer not yet begun.
+    fn holds_back_eof(&self) -> bool {
+        let a = &self.activity;
+        let answering = self.wrote_at_begun == a.begun.load(Ordering::Relaxed);
+        a.active.load(Ordering::Acquire) > 0
+            && a.unread_bodies.load(Ordering::Acquire) == 0
+            && (self.half_closed || !answering)
+    }
+
+    /// Parks the connection task, to be woken when the last request in
+    /// progress finishes.
+    fn park(&self, cx: &Context<'_>) {
+        if let Ok(mut parked) = self.activity.parked.lock()
+            && !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            *parked = Some(cx.waker().clone());
+        }
+    }
+
+    /// The end of input of a half-closed client: `Pending` while a request
+    /// is in progress (woken when the last one ends), then end of input.
+    fn poll_half_closed(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        // Park before looking, so a request ending right after the look
+        // still wakes us.
+        self.park(cx);
+        if self.holds_back_eof() {
+            self.note_rest(false);
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -286,10 +341,17 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.half_closed {
+            return self.poll_half_closed(cx);
+        }
         let before = buf.filled().len();
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 let got = buf.filled().len() > before;
+                if r.is_ok() && !got && buf.remaining() > 0 && self.holds_back_eof() {
+                    self.half_closed = true;
+                    return self.poll_half_closed(cx);
+                }
                 self.observe(got);
                 self.note_rest(false);
                 Poll::Ready(r)
@@ -297,11 +359,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watchdog<IO> {
             Poll::Pending => {
                 // Park before looking at the activity count, so a request
                 // finishing right after the look still wakes us.
-                if let Ok(mut parked) = self.activity.parked.lock()
-                    && !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    *parked = Some(cx.waker().clone());
-                }
+                self.park(cx);
                 self.observe(false);
                 self.note_rest(self.at_rest());
                 let Some(deadline) = self.deadline() else {

@@ -123,3 +123,74 @@ async fn host_is_preserved_by_default_and_rewritten_on_request() {
     let seen = seen_headers(&lb, client().get(lb.url("/echo/headers"))).await;
     assert_eq!(seen["headers"]["host"][0], "backend.internal");
 }
+
+/// Sends `raw` (one request) and returns the status line's code.
+async fn status_for(lb: &crate::support::Running, raw: &str) -> String {
+    let (text, _) = crate::support::raw_exchange(
+        lb.addr(),
+        raw.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    text.split(' ').nth(1).unwrap_or("none").to_string()
+}
+
+#[tokio::test]
+async fn a_request_names_exactly_one_valid_host() {
+    // RFC 9112 §3.2: no Host in HTTP/1.1, more than one, or an invalid one
+    // is a 400; never "the first value" or the origin's authority.
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    for (what, raw) in [
+        ("two Host fields", "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
+        ("the same Host twice", "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n"),
+        ("a Host with a space", "GET /echo/headers HTTP/1.1\r\nHost: a.example b.example\r\n\r\n"),
+        ("an empty Host", "GET /echo/headers HTTP/1.1\r\nHost: \r\n\r\n"),
+        ("a Host with userinfo", "GET /echo/headers HTTP/1.1\r\nHost: me@a.example\r\n\r\n"),
+        ("no Host", "GET /echo/headers HTTP/1.1\r\nAccept: */*\r\n\r\n"),
+        ("a target for another host", "GET http://b.example/echo/headers HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+    ] {
+        let (text, closed) = crate::support::raw_exchange(
+            lb.addr(),
+            raw.as_bytes(),
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+        assert!(text.starts_with("HTTP/1.1 400"), "{what}: {text}");
+        assert!(text.contains("x-lifeboat-error: bad-host"), "{what}: {text}");
+        assert!(closed, "{what}: the connection stayed open");
+    }
+    assert_eq!(origin.requests(), 0, "a request without one valid host reached the origin");
+    let fine = [
+        "GET /echo/headers HTTP/1.1\r\nHost: a.example:8080\r\nConnection: close\r\n\r\n",
+        "GET http://a.example/echo/headers HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+        "GET /echo/headers HTTP/1.0\r\n\r\n",
+    ];
+    for raw in fine {
+        assert_eq!(status_for(&lb, raw).await, "200", "{raw:?}");
+    }
+    assert_eq!(origin.requests(), 3);
+}
+
+#[tokio::test]
+async fn an_http2_host_must_agree_with_the_authority() {
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .get(lb.url("/echo/headers"))
+        .header("host", "other.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-lifeboat-error"], "bad-host");
+    assert_eq!(origin.requests(), 0);
+    let resp = h2.get(lb.url("/echo/headers")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}

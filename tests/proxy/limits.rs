@@ -324,3 +324,32 @@ async fn an_http2_stream_cancelled_mid_download_frees_its_origin_slot_at_once() 
     assert_eq!(next.status(), 200);
     assert_eq!(next.version(), reqwest::Version::HTTP_2);
 }
+
+#[tokio::test]
+async fn http2_requests_are_held_to_max_headers() {
+    // hyper limits HTTP/2 heads by size only: lifeboat counts the fields
+    // itself, so 120 small ones get the same 431 as over HTTP/1.1.
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut req = h2.get(lb.url("/status/200"));
+    for i in 0..120 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 431);
+    assert_eq!(resp.headers()["x-lifeboat-error"], "too-many-headers");
+    assert_eq!(origin.requests(), 0);
+
+    let mut req = h2.get(lb.url("/status/200"));
+    for i in 0..90 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 200);
+    assert_eq!(origin.requests(), 1);
+}
