@@ -27,6 +27,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::Digest as _;
+use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 
 use crate::admission::Mode;
@@ -120,7 +122,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
         (Method::GET, "/config") => reply(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            format!("{:#?}\n", shared.runtime().config),
+            format!("{:#?}\n", redacted(&shared.runtime().config)),
         ),
         (Method::POST, "/reload") => match reload::reload(shared, "admin") {
             Outcome::Accepted {
@@ -154,15 +156,25 @@ fn authorised(shared: &Shared, req: &Request<Incoming>) -> bool {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    // Compare in constant time so the token cannot be guessed byte by byte.
-    given.is_some_and(|g| {
-        g.len() == token.len()
-            && g.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare fixed-length digests in constant time: neither the token's
+    // bytes nor its length can be learnt from how long a refusal takes.
+    let digest = |s: &str| <[u8; 32]>::from(sha2::Sha256::digest(s.as_bytes()));
+    bool::from(digest(given).ct_eq(&digest(token)))
+}
+
+/// The configuration as `GET /config` shows it (no token needed): every
+/// secret out. The admin token and webhook URLs redact themselves in
+/// `Debug`; credentials in the origin URL are cut here.
+fn redacted(config: &crate::config::Config) -> crate::config::Config {
+    let mut shown = config.clone();
+    if let Some((_, host)) = config.origin.authority.as_str().rsplit_once('@') {
+        shown.origin.authority = format!("REDACTED@{host}")
+            .parse()
+            .unwrap_or_else(|_| http::uri::Authority::from_static("redacted"));
+    }
+    shown
 }
 
 async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, String> {

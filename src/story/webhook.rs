@@ -22,7 +22,7 @@ const QUEUE: usize = 64;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// One configured target.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     /// Where to POST (http:// only).
     pub url: Uri,
@@ -30,6 +30,32 @@ pub struct Target {
     pub timeout: Duration,
     /// Attempts after the first.
     pub retries: u32,
+}
+
+/// Shown (in `GET /config`, in logs) without the URL's secrets: webhook
+/// URLs carry credentials in their userinfo, and often in their path or
+/// query too (Slack, Discord, Teams put the secret there), so only the
+/// scheme, host and port are shown.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &format_args!("{}", redacted(&self.url)))
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+/// `scheme://host:port/…` for a URL that may hold secrets past its host.
+pub fn redacted(url: &Uri) -> String {
+    let scheme = url.scheme_str().unwrap_or("http");
+    let host = url
+        .authority()
+        .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or(""));
+    let secret = url.authority().is_some_and(|a| a.as_str().contains('@'))
+        || url.path() != "/"
+        || url.query().is_some();
+    format!("{scheme}://{host}/{}", if secret { "<redacted>" } else { "" })
 }
 
 /// The running webhook senders.

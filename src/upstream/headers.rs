@@ -4,7 +4,9 @@
 //!   every field the `Connection` header names (except on an upgrade, where
 //!   `Upgrade` and `Connection: upgrade` must reach the other side);
 //! - `X-Forwarded-For/-Proto/-Host` describe the real peer; a peer outside
-//!   `trusted_proxies` cannot inject them (nor `Forwarded`);
+//!   `trusted_proxies` cannot inject them, nor `Forwarded`, nor any other
+//!   client-address or URL claim an origin might believe, in any spelling
+//!   (`X_Forwarded_For`, `CF-Connecting-IP`, `X-Original-URL`, …);
 //! - `Via` records this hop.
 
 use http::Version;
@@ -96,16 +98,47 @@ pub struct Peer<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
-/// Whether a header is a claim about the connection that only a proxy may
-/// make: every `X-Forwarded-*` (Port, Prefix, Server and the rest, not just
-/// the three lifeboat sets), `Forwarded`, and the client-address headers
-/// that origins commonly believe.
+/// Client-address and request-line claims that origins, frameworks and
+/// CDNs believe, besides every `X-Forwarded*` and `Forwarded*` (matched by
+/// prefix). `X-Original-URL` and `X-Rewrite-URL` are set by rewriting
+/// proxies (IIS ARR) and read by some frameworks as the real path.
+const PEER_CLAIMS: [&str; 19] = [
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "fastly-client-ip",
+    "akamai-client-ip",
+    "x-appengine-user-ip",
+    "x-azure-clientip",
+    "x-azure-socketip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "remote-addr",
+    "x-proxyuser-ip",
+    "x-original-url",
+    "x-rewrite-url",
+];
+
+/// Whether a header is a claim about the connection or the request line
+/// that only a proxy may make: every `X-Forwarded*` (Port, Prefix, Server
+/// and the rest, not just the three lifeboat sets), `Forwarded*`, and
+/// [`PEER_CLAIMS`]. Underscores count as dashes: CGI-style origins
+/// (`HTTP_X_FORWARDED_FOR`) and many frameworks read `X_Forwarded_For` as
+/// `X-Forwarded-For`.
 fn is_peer_claim(name: &str) -> bool {
-    name.starts_with("x-forwarded-")
-        || matches!(
-            name,
-            "forwarded" | "x-real-ip" | "x-client-ip" | "true-client-ip"
-        )
+    let dashed;
+    let name = if name.contains('_') {
+        dashed = name.replace('_', "-");
+        dashed.as_str()
+    } else {
+        name
+    };
+    name.starts_with("x-forwarded") || name.starts_with("forwarded") || PEER_CLAIMS.contains(&name)
 }
 
 /// Sets the `X-Forwarded-*` fields. From an untrusted peer, every incoming
@@ -237,6 +270,16 @@ mod tests {
             ("x-forwarded-port", "1"),
             ("x-forwarded-prefix", "/admin"),
             ("x-real-ip", "6.6.6.6"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("client-ip", "6.6.6.6"),
+            ("client_ip", "6.6.6.6"),
+            ("x-cluster-client-ip", "6.6.6.6"),
+            ("cf-connecting-ip", "6.6.6.6"),
+            ("x-original-url", "/admin"),
+            ("forwarded-for", "6.6.6.6"),
+            ("x-forwarded", "for=6.6.6.6"),
+            ("x-request-id", "kept"),
         ]);
         let host = HeaderValue::from_static("example.org");
         let peer = Peer {
@@ -250,9 +293,23 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.org");
         assert!(!h.contains_key("forwarded"));
-        for spoofed in ["x-forwarded-port", "x-forwarded-prefix", "x-real-ip"] {
+        for spoofed in [
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-real-ip",
+            "x_forwarded_for",
+            "x_real_ip",
+            "client-ip",
+            "client_ip",
+            "x-cluster-client-ip",
+            "cf-connecting-ip",
+            "x-original-url",
+            "forwarded-for",
+            "x-forwarded",
+        ] {
             assert!(!h.contains_key(spoofed), "{spoofed} passed");
         }
+        assert_eq!(h["x-request-id"], "kept", "an ordinary header was dropped");
     }
 
     #[test]

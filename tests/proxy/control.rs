@@ -161,7 +161,14 @@ async fn token_rules() {
         .set("admin.token_file", "\"token\"")
         .start_in(dir.path())
         .await;
-    for token in [None, Some("wrong"), Some("s3cret-tokenX")] {
+    for token in [
+        None,
+        Some(""),
+        Some("wrong"),
+        Some("s3cret-tokenX"),
+        Some("s3cret-toke"),
+        Some("S3CRET-TOKEN"),
+    ] {
         let r = post(&lb, "/mode", json!({"mode": "degraded"}), token).await;
         assert_eq!(r.status(), 401, "{token:?}");
         assert_eq!(
@@ -316,4 +323,51 @@ async fn readiness_turns_503_while_draining() {
         b"the-rest\n"
     );
     assert!(lb.drained().await);
+}
+
+#[tokio::test]
+async fn config_shows_no_secret() {
+    // GET /config needs no token: every secret in the config is redacted,
+    // webhook credentials (userinfo, and the secret path and query that
+    // chat webhooks use) and origin credentials as well as the token.
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken-s3cret\n").unwrap();
+    let url = format!(
+        "http://hookuser:hookpass@{}/services/T000/B000/PathS3cret?sig=QueryS3cret",
+        origin.addr
+    );
+    let toml = lifeboat(&origin)
+        .set("admin.token_file", "\"token\"")
+        .set(
+            "origin.url",
+            &format!("\"http://originuser:originpass@{}\"", origin.addr),
+        )
+        .toml()
+        + &format!("[[webhook]]\nurl = \"{url}\"\n");
+    let config = ::lifeboat::config::from_str(&toml, "t.toml", dir.path()).unwrap();
+    let lb = crate::support::lifeboat::start_config(config).await;
+    let shown = client()
+        .get(admin_url(&lb, "/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for secret in [
+        "t0ken-s3cret",
+        "hookuser",
+        "hookpass",
+        "PathS3cret",
+        "QueryS3cret",
+        "originuser",
+        "originpass",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown by /config:\n{shown}");
+    }
+    assert!(
+        shown.contains(&format!("http://{}/<redacted>", origin.addr)),
+        "the webhook's host should still be shown:\n{shown}"
+    );
 }

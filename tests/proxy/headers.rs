@@ -124,6 +124,53 @@ async fn host_is_preserved_by_default_and_rewritten_on_request() {
     assert_eq!(seen["headers"]["host"][0], "backend.internal");
 }
 
+#[tokio::test]
+async fn client_address_claims_in_every_spelling_are_dropped() {
+    // CGI-style origins read `X_Forwarded_For` as `X-Forwarded-For`
+    // (HTTP_X_FORWARDED_FOR); CDNs' own client-address headers and URL
+    // overrides are claims only a proxy in front may make.
+    let origin = TestOrigin::start().await;
+    let lb = lifeboat(&origin).start().await;
+    let claims = [
+        "X_Forwarded_For",
+        "X_Real_IP",
+        "Client-IP",
+        "Client_IP",
+        "X-Cluster-Client-IP",
+        "CF-Connecting-IP",
+        "Fastly-Client-IP",
+        "True_Client_IP",
+        "X-Original-URL",
+        "X_Rewrite_URL",
+        "X-Forwarded",
+        "Forwarded-For",
+    ];
+    let mut raw = String::from("GET /echo/headers HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for name in claims {
+        raw += &format!("{name}: 6.6.6.6\r\n");
+    }
+    raw += "X-Request-Id: kept\r\n\r\n";
+    let (text, _) = crate::support::raw_exchange(
+        lb.addr(),
+        raw.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let seen: Value = serde_json::from_str(body).unwrap();
+    let h = seen["headers"].as_object().unwrap();
+    for name in claims {
+        assert!(
+            !h.contains_key(&name.to_ascii_lowercase()),
+            "{name} reached the origin: {h:?}"
+        );
+    }
+    assert!(!body.contains("6.6.6.6"), "a claimed address reached the origin: {body}");
+    assert_eq!(h["x-forwarded-for"][0], "127.0.0.1");
+    assert_eq!(h["x-request-id"][0], "kept");
+}
+
 /// Sends `raw` (one request) and returns the status line's code.
 async fn status_for(lb: &crate::support::Running, raw: &str) -> String {
     let (text, _) = crate::support::raw_exchange(
