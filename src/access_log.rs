@@ -80,6 +80,12 @@ impl Exchange {
         self.held = held;
     }
 
+    /// Hands the request's slots over to what outlives its response (an
+    /// upgraded tunnel).
+    pub fn take_held(&mut self) -> Held {
+        std::mem::take(&mut self.held)
+    }
+
     pub(crate) fn add_bytes(&mut self, n: usize) {
         self.bytes += n as u64;
     }

@@ -78,6 +78,8 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     /// TLS handshake slots (`listen.tls.max_handshakes`, fixed at start).
     pub handshakes: Arc<tokio::sync::Semaphore>,
+    /// Upgraded tunnels open now (each also holds its request's slots).
+    pub tunnels: crate::upstream::tunnel::Open,
 }
 
 impl Shared {
@@ -101,6 +103,7 @@ impl Shared {
             .map_or(1, |(_, tls)| tls.max_handshakes);
         Arc::new(Shared {
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
+            tunnels: Default::default(),
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),

@@ -58,7 +58,12 @@ pub fn screen<B>(req: &Request<B>, max_headers: usize) -> Result<Option<&str>, R
     let mut hosts = headers.get_all(HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
         (Some(_), Some(_)) => return Err(Refusal::BadHost),
-        (Some(v), None) => Some(v.to_str().ok().filter(|h| valid_host(h)).ok_or(Refusal::BadHost)?),
+        (Some(v), None) => Some(
+            v.to_str()
+                .ok()
+                .filter(|h| valid_host(h))
+                .ok_or(Refusal::BadHost)?,
+        ),
         (None, _) => None,
     };
     let authority = req.uri().authority().map(|a| a.as_str());
@@ -105,9 +110,18 @@ mod tests {
 
     #[test]
     fn one_valid_host() {
-        assert_eq!(h11(&[("host", "example.org")]), Ok(Some("example.org".into())));
-        assert_eq!(h11(&[("host", "example.org:8080")]), Ok(Some("example.org:8080".into())));
-        assert_eq!(h11(&[("host", "[::1]:8080")]), Ok(Some("[::1]:8080".into())));
+        assert_eq!(
+            h11(&[("host", "example.org")]),
+            Ok(Some("example.org".into()))
+        );
+        assert_eq!(
+            h11(&[("host", "example.org:8080")]),
+            Ok(Some("example.org:8080".into()))
+        );
+        assert_eq!(
+            h11(&[("host", "[::1]:8080")]),
+            Ok(Some("[::1]:8080".into()))
+        );
         for bad in [
             vec![],
             vec![("host", "a.example"), ("host", "b.example")],
@@ -122,7 +136,11 @@ mod tests {
         }
     }
 
-    fn check(version: Version, uri: &str, headers: &[(&str, &str)]) -> Result<Option<String>, Refusal> {
+    fn check(
+        version: Version,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Option<String>, Refusal> {
         screen(&req(version, uri, headers), 100).map(|h| h.map(str::to_string))
     }
 
@@ -130,13 +148,30 @@ mod tests {
     fn target_authority_must_agree() {
         let abs = "http://a.example/x";
         let ok = |h: &str| Ok(Some(h.to_string()));
-        assert_eq!(check(Version::HTTP_11, abs, &[("host", "A.example")]), ok("A.example"));
-        assert_eq!(check(Version::HTTP_11, abs, &[("host", "b.example")]), Err(Refusal::BadHost));
-        assert_eq!(check(Version::HTTP_11, abs, &[]), Err(Refusal::BadHost), "HTTP/1.1 needs Host");
+        assert_eq!(
+            check(Version::HTTP_11, abs, &[("host", "A.example")]),
+            ok("A.example")
+        );
+        assert_eq!(
+            check(Version::HTTP_11, abs, &[("host", "b.example")]),
+            Err(Refusal::BadHost)
+        );
+        assert_eq!(
+            check(Version::HTTP_11, abs, &[]),
+            Err(Refusal::BadHost),
+            "HTTP/1.1 needs Host"
+        );
         assert_eq!(check(Version::HTTP_2, abs, &[]), ok("a.example"));
-        assert_eq!(check(Version::HTTP_2, abs, &[("host", "b.example")]), Err(Refusal::BadHost));
+        assert_eq!(
+            check(Version::HTTP_2, abs, &[("host", "b.example")]),
+            Err(Refusal::BadHost)
+        );
         assert_eq!(check(Version::HTTP_2, "/x", &[]), Err(Refusal::BadHost));
-        assert_eq!(check(Version::HTTP_10, "/x", &[]), Ok(None), "HTTP/1.0 may omit Host");
+        assert_eq!(
+            check(Version::HTTP_10, "/x", &[]),
+            Ok(None),
+            "HTTP/1.0 may omit Host"
+        );
         let userinfo = check(Version::HTTP_2, "http://u@a.example/x", &[]);
         assert_eq!(userinfo, Err(Refusal::BadHost));
     }
@@ -144,14 +179,20 @@ mod tests {
     #[test]
     fn header_count_includes_http2_and_counts_cookies_once() {
         let h2 = |fields: &[(String, String)]| {
-            let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             check(Version::HTTP_2, "http://a/x", &refs).err()
         };
-        let mut many: Vec<(String, String)> = (0..100).map(|i| (format!("x-{i}"), "v".into())).collect();
+        let mut many: Vec<(String, String)> =
+            (0..100).map(|i| (format!("x-{i}"), "v".into())).collect();
         assert_eq!(h2(&many), None, "100 fields are allowed");
         many.push(("x-100".into(), "v".into()));
         assert_eq!(h2(&many), Some(Refusal::TooManyHeaders));
-        let mut cookies: Vec<(String, String)> = (0..60).map(|i| ("cookie".into(), format!("c{i}=1"))).collect();
+        let mut cookies: Vec<(String, String)> = (0..60)
+            .map(|i| ("cookie".into(), format!("c{i}=1")))
+            .collect();
         cookies.extend((0..99).map(|i| (format!("x-{i}"), "v".into())));
         assert_eq!(h2(&cookies), None, "60 cookie crumbs count as one field");
         cookies.push(("x-99".into(), "v".into()));

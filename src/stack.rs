@@ -19,8 +19,9 @@
 //!    the answer back; its time to first byte and outcome feed the signals;
 //! 7. **rescue** — every refusal and failure becomes a response (`apology`);
 //!    the service's error type is `Infallible`, so hyper never sees an error;
-//! 8. **tunnel** — an accepted upgrade is joined in the background, holding
-//!    the connection's activity and the shutdown drain.
+//! 8. **tunnel** — an accepted WebSocket upgrade is joined in the
+//!    background, holding the request's slots, the connection's activity
+//!    and the shutdown drain until it closes or idles out.
 //!
 //! [`Gateway`] is a `hyper::service::Service`: hyper calls it the moment a
 //! request head is parsed, and the request counts as in progress on its
@@ -140,7 +141,14 @@ impl Gateway {
                 }
                 metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "proxied").increment(1);
                 if let Some(tunnel) = forwarded.tunnel {
-                    tunnel.spawn((self.conn.activity.begin(), self.conn.drain.clone()));
+                    // The tunnel is the request, still going: it keeps the
+                    // request's slots (in-flight count, origin slot).
+                    tunnel.spawn((
+                        exchange.take_held(),
+                        self.shared.tunnels.enter(),
+                        self.conn.activity.begin(),
+                        self.conn.drain.clone(),
+                    ));
                 }
                 forwarded.response
             }

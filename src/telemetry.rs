@@ -123,6 +123,7 @@ pub fn render(shared: &Shared) -> String {
             .set(a.inflight.get(class) as f64);
     }
     metrics::gauge!("lifeboat_origin_inflight").set(a.origin.inflight() as f64);
+    metrics::gauge!("lifeboat_tunnels").set(shared.tunnels.count() as f64);
     metrics::gauge!("lifeboat_queue_depth", "queue" => "origin").set(a.origin.queued() as f64);
     metrics::gauge!("lifeboat_queue_depth", "queue" => "primary").set(a.primary.queued() as f64);
     let current = a.view().mode;

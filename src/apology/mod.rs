@@ -246,7 +246,10 @@ pub fn refusal(refusal: Refusal) -> Response<ResponseBody> {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-lifeboat-error", HeaderValue::from_static(refusal.as_str()));
+    h.insert(
+        "x-lifeboat-error",
+        HeaderValue::from_static(refusal.as_str()),
+    );
     resp
 }
 

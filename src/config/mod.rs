@@ -152,6 +152,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// HTTP/2 streams a client may have open at once.
     pub h2_max_concurrent_streams: u32,
+    /// Longest silence (no byte either way) an upgraded tunnel may keep.
+    pub tunnel_idle_timeout: Duration,
 }
 
 /// Proxy header behaviour.
@@ -161,6 +163,9 @@ pub struct Proxy {
     pub trusted_proxies: Vec<Cidr>,
     /// Pseudonym used in the `Via` header.
     pub via: String,
+    /// Tunnel WebSocket upgrades (`upgrades = ["websocket"]`); no other
+    /// protocol can be tunnelled.
+    pub websocket: bool,
 }
 
 impl Proxy {

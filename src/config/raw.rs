@@ -84,6 +84,7 @@ pub struct RawLimits {
     pub max_header_size: S<ByteSize>,
     pub max_headers: S<i64>,
     pub h2_max_concurrent_streams: S<i64>,
+    pub tunnel_idle_timeout: S<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +92,7 @@ pub struct RawLimits {
 pub struct RawProxy {
     pub trusted_proxies: Option<Vec<Cidr>>,
     pub via: S<String>,
+    pub upgrades: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -55,6 +55,11 @@ const MIN_HEADER_SIZE: u64 = 8 * 1024;
 const MAX_HEADERS: i64 = 100;
 /// 100 concurrent h2 streams, the RFC 9113 recommended minimum.
 const H2_STREAMS: i64 = 100;
+/// An upgraded tunnel (WebSocket) silent both ways for 60 s is closed:
+/// nginx's `proxy_read_timeout` default, which governs its WebSocket
+/// tunnels; WebSocket clients ping well within it (browsers' libraries
+/// every 20-30 s).
+const TUNNEL_IDLE: Duration = Duration::from_secs(60);
 /// Requests at the origin at once: a typical app server has tens of
 /// workers; more than that only moves the queue into its listen backlog,
 /// where it can be neither prioritised nor shed.
@@ -396,6 +401,11 @@ fn limits(ctx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
         max_headers: ctx.int(&l.max_headers, MAX_HEADERS, (8, 1000))? as usize,
         h2_max_concurrent_streams: ctx.int(&l.h2_max_concurrent_streams, H2_STREAMS, (1, 10_000))?
             as u32,
+        tunnel_idle_timeout: ctx.duration(
+            &l.tunnel_idle_timeout,
+            TUNNEL_IDLE,
+            (ms(100), secs(86_400)),
+        )?,
     })
 }
 
@@ -412,9 +422,30 @@ fn proxy(ctx: &Ctx<'_>, p: &RawProxy) -> Result<Proxy, ConfigError> {
             ));
         }
     };
+    let mut websocket = p.upgrades.is_none();
+    for u in p.upgrades.iter().flatten() {
+        match u.get_ref().to_ascii_lowercase().as_str() {
+            "websocket" => websocket = true,
+            "h2c" => {
+                return Err(ctx.err(
+                    u.span(),
+                    "h2c upgrades cannot be tunnelled: RFC 9113 deprecated them, and a tunnel \
+                     would carry HTTP/2 requests past classification (clients use h2c with \
+                     prior knowledge, or h2 over TLS, which lifeboat serves itself)",
+                ));
+            }
+            other => {
+                return Err(ctx.err(
+                    u.span(),
+                    format!("lifeboat tunnels only \"websocket\", found \"{other}\""),
+                ));
+            }
+        }
+    }
     Ok(Proxy {
         trusted_proxies: p.trusted_proxies.clone().unwrap_or_default(),
         via,
+        websocket,
     })
 }
 

@@ -55,7 +55,10 @@ pub fn redacted(url: &Uri) -> String {
     let secret = url.authority().is_some_and(|a| a.as_str().contains('@'))
         || url.path() != "/"
         || url.query().is_some();
-    format!("{scheme}://{host}/{}", if secret { "<redacted>" } else { "" })
+    format!(
+        "{scheme}://{host}/{}",
+        if secret { "<redacted>" } else { "" }
+    )
 }
 
 /// The running webhook senders.

@@ -1,8 +1,11 @@
 //! Header rewriting between client and origin (RFC 9110 §7.6).
 //!
 //! - hop-by-hop fields are removed in both directions: the fixed list plus
-//!   every field the `Connection` header names (except on an upgrade, where
-//!   `Upgrade` and `Connection: upgrade` must reach the other side);
+//!   every field the `Connection` header names (except on a WebSocket
+//!   upgrade, where `Upgrade` and `Connection: upgrade` must reach the other
+//!   side). Any other upgrade (`h2c`, `TLS/1.0`, …) is stripped like any
+//!   hop-by-hop field: the origin sees a plain request, so no tunnel can
+//!   carry requests past classification;
 //! - `X-Forwarded-For/-Proto/-Host` describe the real peer; a peer outside
 //!   `trusted_proxies` cannot inject them, nor `Forwarded`, nor any other
 //!   client-address or URL claim an origin might believe, in any spelling
@@ -13,24 +16,43 @@ use http::Version;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// The hop-by-hop fields of RFC 9110 §7.6.1, plus the non-standard
-/// `Proxy-Connection` that old clients still send.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// `Proxy-Connection` that old clients still send, and `HTTP2-Settings`,
+/// which belongs to an h2c upgrade (RFC 7540 §3.2.1) whether or not the
+/// client listed it in `Connection`.
+const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
     header::TE,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    HeaderName::from_static("http2-settings"),
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Whether a request asks to switch protocols (WebSocket and friends).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && connection_names(headers).any(|n| n.eq_ignore_ascii_case("upgrade"))
+/// Whether a request is a WebSocket opening handshake (RFC 6455 §4.1): a
+/// GET with `Connection: upgrade`, `Upgrade: websocket` and nothing else
+/// offered, a `Sec-WebSocket-Key` and a `Sec-WebSocket-Version`. The only
+/// upgrade lifeboat tunnels.
+pub fn is_websocket_upgrade(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::GET
+        && upgrades_to_websocket(headers)
+        && headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && headers.contains_key(header::SEC_WEBSOCKET_VERSION)
+}
+
+/// Whether `Connection` says upgrade and `Upgrade` is exactly `websocket`:
+/// asked by a request, or confirmed by an origin's `101`.
+pub fn upgrades_to_websocket(headers: &HeaderMap) -> bool {
+    let mut upgrade = headers.get_all(header::UPGRADE).iter();
+    let websocket = match (upgrade.next(), upgrade.next()) {
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    };
+    websocket && connection_names(headers).any(|n| n.eq_ignore_ascii_case("upgrade"))
 }
 
 fn connection_names(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -248,13 +270,56 @@ mod tests {
     }
 
     #[test]
+    fn only_a_websocket_handshake_is_an_upgrade() {
+        let ws = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ];
+        assert!(is_websocket_upgrade(&http::Method::GET, &map(&ws)));
+        assert!(!is_websocket_upgrade(&http::Method::POST, &map(&ws)));
+        for (what, swap) in [
+            ("h2c", ("upgrade", "h2c")),
+            ("h2c offered first", ("upgrade", "h2c, websocket")),
+            ("websocket beside another", ("upgrade", "websocket, foo/1")),
+            ("TLS", ("upgrade", "TLS/1.2")),
+            ("no Connection: upgrade", ("connection", "keep-alive")),
+            ("no key", ("sec-websocket-key", "")),
+        ] {
+            let mut fields: Vec<(&str, &str)> =
+                ws.iter().copied().filter(|(k, _)| *k != swap.0).collect();
+            if !swap.1.is_empty() {
+                fields.push(swap);
+            }
+            assert!(
+                !is_websocket_upgrade(&http::Method::GET, &map(&fields)),
+                "{what}"
+            );
+        }
+        let mut h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+        ]);
+        strip_hop_by_hop(&mut h2c, false);
+        assert!(h2c.is_empty(), "an h2c upgrade left {h2c:?}");
+        let mut unlisted = map(&[("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA")]);
+        strip_hop_by_hop(&mut unlisted, false);
+        assert!(
+            unlisted.is_empty(),
+            "HTTP2-Settings is hop-by-hop even when not listed"
+        );
+    }
+
+    #[test]
     fn upgrade_keeps_upgrade_fields() {
         let mut h = map(&[
             ("connection", "Upgrade, x-foo"),
             ("upgrade", "websocket"),
             ("x-foo", "1"),
         ]);
-        assert!(is_upgrade(&h));
+        assert!(upgrades_to_websocket(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["connection"], "upgrade");

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-pub use headers::is_upgrade;
+pub use headers::is_websocket_upgrade;
 
 use crate::body::{BodyError, IdleBody, RequestBody, ResponseBody};
 use crate::config::{Config, HostHeader, Origin};
@@ -76,7 +76,8 @@ impl Inbound {
 }
 
 /// The origin's answer: the response to send, and, for a `101 Switching
-/// Protocols`, the two halves of the tunnel still to be joined.
+/// Protocols` to a WebSocket handshake, the two halves of the tunnel still
+/// to be joined.
 pub struct Forwarded {
     /// Response for the client.
     pub response: Response<ResponseBody>,
@@ -91,6 +92,9 @@ pub struct Upstream {
     body_idle: Duration,
     via: headers::Via,
     trusted: Vec<crate::config::Cidr>,
+    /// WebSocket upgrades are tunnelled (`proxy.upgrades`).
+    websocket: bool,
+    tunnel_idle: Duration,
 }
 
 impl Upstream {
@@ -113,6 +117,8 @@ impl Upstream {
             body_idle: config.limits.body_idle_timeout,
             via: headers::Via::new(&config.proxy.via),
             trusted: config.proxy.trusted_proxies.clone(),
+            websocket: config.proxy.websocket,
+            tunnel_idle: config.limits.tunnel_idle_timeout,
         }
     }
 
@@ -124,7 +130,12 @@ impl Upstream {
         from: &Inbound,
         body_end: Option<BodyEnd>,
     ) -> Result<Forwarded, UpstreamError> {
-        let upgrade = req.version() <= Version::HTTP_11 && is_upgrade(req.headers());
+        // Only a WebSocket handshake keeps its upgrade; any other (h2c above
+        // all, whose tunnel would carry HTTP/2 requests past
+        // classification) is stripped with the other hop-by-hop fields.
+        let upgrade = self.websocket
+            && req.version() == Version::HTTP_11
+            && is_websocket_upgrade(req.method(), req.headers());
         let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
         let req = self.rewrite_request(req, from, upgrade, body_end);
 
@@ -137,10 +148,17 @@ impl Upstream {
 
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match (switching, client_side) {
-            (true, Some(client)) => {
-                Some(tunnel::Pending::new(client, hyper::upgrade::on(&mut resp)))
+            (false, _) => None,
+            (true, Some(client)) if headers::upgrades_to_websocket(resp.headers()) => Some(
+                tunnel::Pending::new(client, hyper::upgrade::on(&mut resp), self.tunnel_idle),
+            ),
+            // A switch lifeboat did not ask for, or to another protocol
+            // than WebSocket: nothing it can tunnel.
+            (true, _) => {
+                return Err(UpstreamError::Protocol(
+                    "the origin switched protocols without a WebSocket handshake to confirm".into(),
+                ));
             }
-            _ => None,
         };
         let (mut parts, body) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, tunnel.is_some());

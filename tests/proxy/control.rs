@@ -364,7 +364,10 @@ async fn config_shows_no_secret() {
         "originuser",
         "originpass",
     ] {
-        assert!(!shown.contains(secret), "{secret} shown by /config:\n{shown}");
+        assert!(
+            !shown.contains(secret),
+            "{secret} shown by /config:\n{shown}"
+        );
     }
     assert!(
         shown.contains(&format!("http://{}/<redacted>", origin.addr)),

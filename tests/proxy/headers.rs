@@ -166,7 +166,10 @@ async fn client_address_claims_in_every_spelling_are_dropped() {
             "{name} reached the origin: {h:?}"
         );
     }
-    assert!(!body.contains("6.6.6.6"), "a claimed address reached the origin: {body}");
+    assert!(
+        !body.contains("6.6.6.6"),
+        "a claimed address reached the origin: {body}"
+    );
     assert_eq!(h["x-forwarded-for"][0], "127.0.0.1");
     assert_eq!(h["x-request-id"][0], "kept");
 }
@@ -189,13 +192,34 @@ async fn a_request_names_exactly_one_valid_host() {
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin).start().await;
     for (what, raw) in [
-        ("two Host fields", "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n"),
-        ("the same Host twice", "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n"),
-        ("a Host with a space", "GET /echo/headers HTTP/1.1\r\nHost: a.example b.example\r\n\r\n"),
-        ("an empty Host", "GET /echo/headers HTTP/1.1\r\nHost: \r\n\r\n"),
-        ("a Host with userinfo", "GET /echo/headers HTTP/1.1\r\nHost: me@a.example\r\n\r\n"),
-        ("no Host", "GET /echo/headers HTTP/1.1\r\nAccept: */*\r\n\r\n"),
-        ("a target for another host", "GET http://b.example/echo/headers HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+        (
+            "two Host fields",
+            "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        ),
+        (
+            "the same Host twice",
+            "GET /echo/headers HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n",
+        ),
+        (
+            "a Host with a space",
+            "GET /echo/headers HTTP/1.1\r\nHost: a.example b.example\r\n\r\n",
+        ),
+        (
+            "an empty Host",
+            "GET /echo/headers HTTP/1.1\r\nHost: \r\n\r\n",
+        ),
+        (
+            "a Host with userinfo",
+            "GET /echo/headers HTTP/1.1\r\nHost: me@a.example\r\n\r\n",
+        ),
+        (
+            "no Host",
+            "GET /echo/headers HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        ),
+        (
+            "a target for another host",
+            "GET http://b.example/echo/headers HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        ),
     ] {
         let (text, closed) = crate::support::raw_exchange(
             lb.addr(),
@@ -204,10 +228,17 @@ async fn a_request_names_exactly_one_valid_host() {
         )
         .await;
         assert!(text.starts_with("HTTP/1.1 400"), "{what}: {text}");
-        assert!(text.contains("x-lifeboat-error: bad-host"), "{what}: {text}");
+        assert!(
+            text.contains("x-lifeboat-error: bad-host"),
+            "{what}: {text}"
+        );
         assert!(closed, "{what}: the connection stayed open");
     }
-    assert_eq!(origin.requests(), 0, "a request without one valid host reached the origin");
+    assert_eq!(
+        origin.requests(),
+        0,
+        "a request without one valid host reached the origin"
+    );
     let fine = [
         "GET /echo/headers HTTP/1.1\r\nHost: a.example:8080\r\nConnection: close\r\n\r\n",
         "GET http://a.example/echo/headers HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",

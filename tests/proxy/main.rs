@@ -29,3 +29,4 @@ mod stampede;
 mod story;
 mod streaming;
 mod tls_limits;
+mod tunnels;

@@ -4,6 +4,7 @@
 
 pub mod external;
 pub mod faulty;
+pub mod h2c_origin;
 pub mod h2raw;
 pub mod lifeboat;
 pub mod origin;
