@@ -1,7 +1,8 @@
 //! Body types. Bodies stream: nothing here buffers more than one frame.
 //!
 //! - [`RequestBody`]: the client's body on its way to the origin, with an
-//!   idle timeout so a stalled upload cannot pin an origin connection.
+//!   idle timeout so a stalled upload cannot pin an origin connection, and
+//!   a minimum rate ([`MinRate`]) so a trickled one cannot either.
 //! - [`ResponseBody`]: what lifeboat sends to the client: a streamed origin
 //!   body (with its own idle timeout) or a static page from memory. It
 //!   carries the request's [`Exchange`] record, which is completed when the
@@ -26,13 +27,55 @@ pub enum BodyError {
     /// No bytes moved for the configured body idle timeout.
     #[error("body made no progress for {0:?}")]
     Idle(Duration),
+    /// The client sent its body slower than the minimum rate.
+    #[error("body arrived slower than {0} bytes/s")]
+    TooSlow(u64),
     /// The peer reset or broke the stream.
     #[error("body stream failed: {0}")]
     Stream(#[from] hyper::Error),
 }
 
-/// An `Incoming` body that fails if no frame arrives within `timeout`.
-/// The timer is created only when a read actually has to wait.
+/// The slowest a request body may arrive, as Apache's mod_reqtimeout
+/// measures it (`body=20,MinRate=500`): `grace`, plus one second per
+/// `bytes_per_sec` bytes received. Only time spent waiting for the client
+/// counts: while the origin is slow to read, the client is not to blame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Bytes per second the body must average once `grace` is spent.
+    pub bytes_per_sec: u64,
+    /// Time allowed on top.
+    pub grace: Duration,
+}
+
+/// Progress of a body held to a [`MinRate`].
+struct Rate {
+    min: MinRate,
+    received: u64,
+    /// Time spent waiting for the client, not counting the current wait.
+    waited: Duration,
+    /// Since when the current wait has lasted.
+    waiting_since: Option<Instant>,
+}
+
+impl Rate {
+    /// When the current wait runs out of allowance.
+    fn deadline(&mut self, now: Instant) -> Instant {
+        let since = *self.waiting_since.get_or_insert(now);
+        let earned = Duration::from_secs_f64(self.received as f64 / self.min.bytes_per_sec as f64);
+        since + (self.min.grace + earned).saturating_sub(self.waited)
+    }
+
+    fn progressed(&mut self, now: Instant, bytes: usize) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += now - since;
+        }
+        self.received += bytes as u64;
+    }
+}
+
+/// An `Incoming` body that fails if no frame arrives within `timeout`, or,
+/// with a [`MinRate`], if it arrives slower than that. The timer is
+/// created only when a read actually has to wait.
 pub struct IdleBody {
     inner: Incoming,
     timeout: Duration,
@@ -40,6 +83,7 @@ pub struct IdleBody {
     timer: Option<Pin<Box<Sleep>>>,
     /// For a client's body: told when the body has been read to its end.
     end: Option<BodyEnd>,
+    rate: Option<Box<Rate>>,
 }
 
 /// The client's request body as sent to the origin.
@@ -54,12 +98,26 @@ impl IdleBody {
             last_progress: Instant::now(),
             timer: None,
             end: None,
+            rate: None,
         }
     }
 
     /// Tells `end` once the body has been read to its end.
     pub fn ending(mut self, end: Option<BodyEnd>) -> Self {
         self.end = end;
+        self
+    }
+
+    /// Holds the body to `min` (`None`: no minimum rate).
+    pub fn min_rate(mut self, min: Option<MinRate>) -> Self {
+        self.rate = min.filter(|m| m.bytes_per_sec > 0).map(|min| {
+            Box::new(Rate {
+                min,
+                received: 0,
+                waited: Duration::ZERO,
+                waiting_since: None,
+            })
+        });
         self
     }
 }
@@ -75,7 +133,15 @@ impl Body for IdleBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.last_progress = Instant::now();
+                let now = Instant::now();
+                this.last_progress = now;
+                if let Some(rate) = this.rate.as_deref_mut() {
+                    let bytes = match &frame {
+                        Some(Ok(f)) => f.data_ref().map_or(0, Bytes::len),
+                        _ => 0,
+                    };
+                    rate.progressed(now, bytes);
+                }
                 if (frame.is_none() || this.inner.is_end_stream())
                     && let Some(end) = this.end.take()
                 {
@@ -84,9 +150,20 @@ impl Body for IdleBody {
                 Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
             }
             Poll::Pending => {
-                let deadline = this.last_progress + this.timeout;
+                let idle = this.last_progress + this.timeout;
+                let (deadline, error) = match this.rate.as_deref_mut() {
+                    Some(rate) => {
+                        let slow = rate.deadline(Instant::now());
+                        if slow < idle {
+                            (slow, BodyError::TooSlow(rate.min.bytes_per_sec))
+                        } else {
+                            (idle, BodyError::Idle(this.timeout))
+                        }
+                    }
+                    None => (idle, BodyError::Idle(this.timeout)),
+                };
                 ready!(crate::deadline::poll_until(&mut this.timer, deadline, cx));
-                Poll::Ready(Some(Err(BodyError::Idle(this.timeout))))
+                Poll::Ready(Some(Err(error)))
             }
         }
     }
@@ -198,5 +275,34 @@ impl Body for ResponseBody {
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Origin(b) => b.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_time_spent_waiting_for_the_client_counts_against_the_rate() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut rate = Rate {
+            min: MinRate {
+                bytes_per_sec: 100,
+                grace: s(1),
+            },
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+        };
+        // Nothing received yet: the grace alone.
+        assert_eq!(rate.deadline(t0), t0 + s(1));
+        // 50 bytes after half a second of waiting: half a second earned.
+        rate.progressed(t0 + Duration::from_millis(500), 50);
+        // Ten seconds with the origin not reading: not the client's fault.
+        let later = t0 + s(10);
+        assert_eq!(rate.deadline(later), later + s(1));
+        // A spurious wake-up does not restart the wait.
+        assert_eq!(rate.deadline(later + s(1)), later + s(1));
     }
 }

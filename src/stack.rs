@@ -14,7 +14,9 @@
 //! 5. **admit** — count the request in, take the primary class's own slot
 //!    (if configured) and a slot at the origin, waiting in lifeboat's
 //!    priority queue if allowed; the slots are held until the response body
-//!    ends, so a download keeps its slot to its last byte;
+//!    ends, so a download keeps its slot to its last byte. A request with a
+//!    body still to come is admitted as keep at most, so an upload never
+//!    trickles into a slot reserved for the downloads;
 //! 6. **forward** — `Upstream::forward` sends it to the origin and streams
 //!    the answer back; its time to first byte and outcome feed the signals;
 //! 7. **rescue** — every refusal and failure becomes a response (`apology`);
@@ -121,7 +123,16 @@ impl Gateway {
             Decision::Admit { queue } => queue,
             Decision::Shed(reason) => return self.shed(exchange, class, reason, asked),
         };
-        match self.admit(rt, class, may_queue).await {
+        // A request whose body is still to come is admitted no higher than
+        // keep: it may trickle its body into the origin for as long as the
+        // body rate allows, and must not do it in a slot reserved for the
+        // downloads (nor take the primary class's own slots).
+        let admit_as = if body_end.is_some() {
+            class.max(RouteClass::Keep)
+        } else {
+            class
+        };
+        match self.admit(rt, admit_as, may_queue).await {
             Ok(held) => exchange.hold(held),
             Err(reason) => return self.shed(exchange, class, reason, asked),
         }

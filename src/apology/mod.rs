@@ -183,7 +183,7 @@ pub fn respond(pages: &Pages, reason: ShedReason, asked: Asked) -> Response<Resp
 }
 
 const CLIENT_TIMEOUT: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request stalled</title></head>\
-<body><h1>Your request stalled</h1><p>We stopped receiving your request before it was complete. Please try again.</p></body></html>\n";
+<body><h1>Your request stalled</h1><p>We stopped receiving your request before it was complete, or it arrived too slowly. Please try again.</p></body></html>\n";
 
 const BAD_BODY: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Your request was malformed</title></head>\
 <body><h1>Your request was malformed</h1><p>The body of your request was cut off or not validly framed.</p></body></html>\n";

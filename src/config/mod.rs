@@ -152,6 +152,12 @@ pub struct Limits {
     pub max_headers: usize,
     /// HTTP/2 streams a client may have open at once.
     pub h2_max_concurrent_streams: u32,
+    /// Slowest average rate a request body may arrive at once its grace is
+    /// spent, in bytes per second (0: no minimum).
+    pub body_min_rate: u64,
+    /// Time a request body may take on top of one second per
+    /// `body_min_rate` bytes.
+    pub body_rate_grace: Duration,
     /// Longest silence (no byte either way) an upgraded tunnel may keep.
     pub tunnel_idle_timeout: Duration,
 }

@@ -84,6 +84,8 @@ pub struct RawLimits {
     pub max_header_size: S<ByteSize>,
     pub max_headers: S<i64>,
     pub h2_max_concurrent_streams: S<i64>,
+    pub body_min_rate: S<ByteSize>,
+    pub body_rate_grace: S<Duration>,
     pub tunnel_idle_timeout: S<Duration>,
 }
 

@@ -55,6 +55,14 @@ const MIN_HEADER_SIZE: u64 = 8 * 1024;
 const MAX_HEADERS: i64 = 100;
 /// 100 concurrent h2 streams, the RFC 9113 recommended minimum.
 const H2_STREAMS: i64 = 100;
+/// A request body must average 500 bytes/s once its grace is spent, as
+/// Apache's mod_reqtimeout (`body=20,MinRate=500`): a dial-up modem sends
+/// 7 KB/s, while a body trickled a byte every few seconds, under the idle
+/// timeout, would otherwise hold its origin slot for as long as it likes.
+const BODY_MIN_RATE: u64 = 500;
+/// The first 20 s of a body are free of the rate (Apache's `body=20`):
+/// room for a slow start on a poor link.
+const BODY_RATE_GRACE: Duration = Duration::from_secs(20);
 /// An upgraded tunnel (WebSocket) silent both ways for 60 s is closed:
 /// nginx's `proxy_read_timeout` default, which governs its WebSocket
 /// tunnels; WebSocket clients ping well within it (browsers' libraries
@@ -401,6 +409,24 @@ fn limits(ctx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
         max_headers: ctx.int(&l.max_headers, MAX_HEADERS, (8, 1000))? as usize,
         h2_max_concurrent_streams: ctx.int(&l.h2_max_concurrent_streams, H2_STREAMS, (1, 10_000))?
             as u32,
+        body_min_rate: match &l.body_min_rate {
+            None => BODY_MIN_RATE,
+            Some(v) if v.get_ref().0 <= 1 << 30 => v.get_ref().0,
+            Some(v) => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!(
+                        "must be at most 1GiB (bytes per second; 0 for no minimum), found {}",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        },
+        body_rate_grace: ctx.duration(
+            &l.body_rate_grace,
+            BODY_RATE_GRACE,
+            (ms(100), secs(3600)),
+        )?,
         tunnel_idle_timeout: ctx.duration(
             &l.tunnel_idle_timeout,
             TUNNEL_IDLE,

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use headers::is_websocket_upgrade;
 
-use crate::body::{BodyError, IdleBody, RequestBody, ResponseBody};
+use crate::body::{BodyError, IdleBody, MinRate, RequestBody, ResponseBody};
 use crate::config::{Config, HostHeader, Origin};
 use crate::listener::BodyEnd;
 
@@ -95,6 +95,8 @@ pub struct Upstream {
     /// WebSocket upgrades are tunnelled (`proxy.upgrades`).
     websocket: bool,
     tunnel_idle: Duration,
+    /// The slowest a request body may arrive (`None`: no minimum).
+    body_min_rate: Option<MinRate>,
 }
 
 impl Upstream {
@@ -119,6 +121,10 @@ impl Upstream {
             trusted: config.proxy.trusted_proxies.clone(),
             websocket: config.proxy.websocket,
             tunnel_idle: config.limits.tunnel_idle_timeout,
+            body_min_rate: (config.limits.body_min_rate > 0).then_some(MinRate {
+                bytes_per_sec: config.limits.body_min_rate,
+                grace: config.limits.body_rate_grace,
+            }),
         }
     }
 
@@ -214,7 +220,10 @@ impl Upstream {
         } else {
             Version::HTTP_11
         };
-        Request::from_parts(parts, IdleBody::new(body, self.body_idle).ending(body_end))
+        let body = IdleBody::new(body, self.body_idle)
+            .ending(body_end)
+            .min_rate(self.body_min_rate);
+        Request::from_parts(parts, body)
     }
 
     fn origin_uri(&self, uri: &Uri) -> Uri {
@@ -236,7 +245,7 @@ impl Upstream {
         while let Some(err) = source {
             if let Some(body) = err.downcast_ref::<BodyError>() {
                 return UpstreamError::ClientBody {
-                    stalled: matches!(body, BodyError::Idle(_)),
+                    stalled: matches!(body, BodyError::Idle(_) | BodyError::TooSlow(_)),
                     detail: body.to_string(),
                 };
             }

@@ -29,4 +29,5 @@ mod stampede;
 mod story;
 mod streaming;
 mod tls_limits;
+mod trickle;
 mod tunnels;

@@ -71,6 +71,21 @@ impl Harness {
         self
     }
 
+    /// Adds a `[[route]]` limited to `methods` (`how` is `match` or `prefix`).
+    pub fn route_for(
+        mut self,
+        methods: &[&str],
+        name: &str,
+        how: &str,
+        pattern: &str,
+        class: &str,
+    ) -> Self {
+        self.routes.push(format!(
+            "[[route]]\nname = \"{name}\"\n{how} = \"{pattern}\"\nclass = \"{class}\"\nmethods = {methods:?}\n"
+        ));
+        self
+    }
+
     /// The TOML text.
     pub fn toml(&self) -> String {
         let mut out = String::new();
