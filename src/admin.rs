@@ -15,6 +15,16 @@
 //! Mutating endpoints (`POST`) require `Authorization: Bearer <token>` when
 //! a token is configured, which it must be off loopback. A wrong or missing
 //! token gets 401 and changes nothing.
+//!
+//! The listener is hardened like the public one, since reads need no
+//! token: each socket has the data plane's watchdog (`header_read_timeout`
+//! for a head, `keepalive_timeout` idle, `body_idle_timeout` for a blocked
+//! write), hyper has the same head limits, a request body must arrive
+//! within `body_idle_timeout`, and at most [`MAX_CONNECTIONS`] connections
+//! are open at once: beyond that the kernel's accept queue holds them,
+//! which costs the process no file descriptor. So the admin listener
+//! takes at most that many of the process's descriptors, and the rest stay
+//! the data plane's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,19 +34,27 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Mode;
+use crate::listener::{Activity, Watchdog};
 use crate::reload::{self, Outcome};
 use crate::runtime::{Override, Shared};
 
 /// Request bodies larger than this are refused: these are small JSON documents.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Admin connections open at once, at most. An operator, a Prometheus
+/// scraper or two and the orchestrator's probes need a handful; each
+/// connection is a file descriptor the data plane may need (400 silent
+/// admin connections under a 300-fd limit made public downloads fail).
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// Admin state: the shared state and whether lifeboat is draining.
 pub struct AdminState {
@@ -48,19 +66,47 @@ pub struct AdminState {
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    let slots = state.shared.admin_slots.clone();
     loop {
+        // The slot first, the accept second: past the cap, new connections
+        // wait in the kernel's queue, not in the process's fd table.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
+        tokio::spawn(connection(stream, state.clone(), slot));
     }
+}
+
+/// One admin connection, under the data plane's deadlines.
+async fn connection(stream: TcpStream, state: Arc<AdminState>, _slot: OwnedSemaphorePermit) {
+    let limits = state.shared.runtime().config.limits.clone();
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::default());
+    let io = Watchdog::new(
+        stream,
+        activity.clone(),
+        limits.header_read_timeout,
+        limits.keepalive_timeout,
+        limits.body_idle_timeout,
+    );
+    let svc = hyper::service::service_fn(move |req| {
+        // In progress from dispatch: the watchdog lifts the head and idle
+        // deadlines while a request is being answered.
+        let busy = activity.begin();
+        let state = state.clone();
+        async move {
+            let resp = handle(state, req).await;
+            drop(busy);
+            resp
+        }
+    });
+    let _ = crate::listener::builder(&limits)
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -108,11 +154,11 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
         }
         (Method::GET, "/readyz") => reply(StatusCode::OK, "text/plain", "ready\n"),
         (Method::GET, "/mode") => json_reply(StatusCode::OK, mode_json(shared)),
-        (Method::POST, "/mode") => match body::<ModeRequest>(req).await {
+        (Method::POST, "/mode") => match body::<ModeRequest>(shared, req).await {
             Ok(m) => set_mode(shared, m),
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
         },
-        (Method::POST, "/message") => match body::<MessageRequest>(req).await {
+        (Method::POST, "/message") => match body::<MessageRequest>(shared, req).await {
             Ok(m) => {
                 shared.set_message(&m.text);
                 json_reply(StatusCode::OK, json!({ "message": m.text }))
@@ -177,10 +223,17 @@ fn redacted(config: &crate::config::Config) -> crate::config::Config {
     shown
 }
 
-async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, String> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+/// Reads a small JSON body, which must arrive whole within the body idle
+/// timeout (the watchdog does not time a request in progress).
+async fn body<T: for<'de> Deserialize<'de>>(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<T, String> {
+    let limit = shared.runtime().config.limits.body_idle_timeout;
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let bytes = tokio::time::timeout(limit, collect)
         .await
+        .map_err(|_| format!("the body did not arrive within {limit:?}"))?
         .map_err(|e| format!("cannot read the body: {e}"))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))

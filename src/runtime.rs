@@ -80,6 +80,8 @@ pub struct Shared {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Upgraded tunnels open now (each also holds its request's slots).
     pub tunnels: crate::upstream::tunnel::Open,
+    /// Admin connections open at once ([`crate::admin::MAX_CONNECTIONS`]).
+    pub admin_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
         Arc::new(Shared {
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
             tunnels: Default::default(),
+            admin_slots: Arc::new(tokio::sync::Semaphore::new(crate::admin::MAX_CONNECTIONS)),
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),

@@ -197,7 +197,9 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+/// hyper's auto h1/h2 server as every connection gets it (the admin
+/// listener's too).
+pub(crate) fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())

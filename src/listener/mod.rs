@@ -26,7 +26,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+pub(crate) use accept::builder;
 pub use cancels::{Answer, Cancels};
+pub(crate) use watchdog::Watchdog;
 pub use watchdog::{Activity, ActivityGuard, BodyEnd};
 
 use crate::config::Config;
@@ -226,7 +228,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 /// hard limit cannot hold `max_connections` clients and their origin
 /// connections; accepting then backs off at the limit (see `Acceptor`).
 fn raise_fd_limit(max_connections: usize) {
-    let wanted = 2 * max_connections as u64 + 64;
+    let wanted = 2 * max_connections as u64 + 64 + crate::admin::MAX_CONNECTIONS as u64;
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < wanted => tracing::warn!(
             limit,

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin_limits;
 mod config_errors;
 mod control;
 mod exhaustion;

@@ -124,6 +124,16 @@ impl Process {
         listening_address(&line, "listening (TLS").expect("an address in the TLS listening line")
     }
 
+    /// The admin listener's address, from its log line (so call it right
+    /// after starting, before reading other lines). Blocks the thread, as
+    /// [`Process::next_line`] does.
+    pub fn admin_address(&self) -> SocketAddr {
+        let line = self.next_line("the admin listening line", |l| {
+            l.contains("admin listening")
+        });
+        listening_address(&line, "admin listening").expect("an address in the admin line")
+    }
+
     /// Resident set size in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
