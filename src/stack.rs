@@ -164,13 +164,17 @@ impl Gateway {
                 forwarded.response
             }
             Err(err) => {
-                tracing::warn!(error = %err, "origin request failed");
                 if let Some(reason) = ShedReason::for_upstream(&err) {
+                    tracing::warn!(error = %err, "origin request failed");
                     admission.window.record_origin(None, true);
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => reason.as_str())
                         .increment(1);
                     return self.shed(exchange, class, reason, asked);
                 }
+                // The client's own broken or trickled body: not the
+                // origin's failure, and not worth a warning per client (a
+                // trickle attack would flood the log).
+                tracing::debug!(error = %err, "client request body failed");
                 metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "client-error").increment(1);
                 let stalled = matches!(
                     err,
