@@ -7,12 +7,16 @@
 //!    connection busy (so the idle watchdog leaves it alone);
 //! 3. **classify** — method, host and canonical path → primary, keep or
 //!    normal (`classify`; no header can make a request primary);
-//! 4. **decide** — the published mode and the ramp say admit or shed
-//!    (`admission::decide`, pure, no lock);
+//! 4. **decide** — the published mode and the ramp say how long the request
+//!    may wait for the origin, or shed it (`admission::decide`, pure, no
+//!    lock);
 //! 5. **admit** — count the request in, take the primary class's own slot
-//!    (if configured) and a slot at the origin, waiting in lifeboat's
-//!    priority queue if allowed; the slots are held until the response body
-//!    ends, so a download keeps its slot to its last byte;
+//!    (if configured) and a slot at the origin (under the learned or pinned
+//!    limit), waiting in lifeboat's priority queue only if the wait it can
+//!    expect fits, else refused at once; the slots are held until the
+//!    response body ends, so a download keeps its slot to its last byte. In
+//!    a dry run every refusal is counted as "would have shed" and the
+//!    request goes on;
 //! 6. **forward** — `Upstream::forward` sends it to the origin and streams
 //!    the answer back; its time to first byte and outcome feed the signals;
 //! 7. **rescue** — every refusal and failure becomes a response (`apology`);
@@ -37,7 +41,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::Exchange;
-use crate::admission::{Decision, Held, Refused, decide};
+use crate::admission::{Decision, Held, Refused, Wait, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
@@ -112,22 +116,42 @@ impl Gateway {
         let admission = &self.shared.admission;
         admission.tally.requests[class.index()].fetch_add(1, Relaxed);
 
-        let view = admission.view();
-        let may_queue = match decide(class, view.mode, view.admit_fraction, fastrand::f64()) {
-            Decision::Admit { queue } => queue,
+        let dry_run = rt.config.shedding.dry_run;
+        let wait = match decide(class, admission.view(), fastrand::f64()) {
+            Decision::Admit(wait) => wait,
+            Decision::Shed(reason) if dry_run => {
+                self.would_shed(reason);
+                Wait::Queue
+            }
             Decision::Shed(reason) => return self.shed(exchange, class, reason, asked),
         };
-        match self.admit(rt, class, may_queue).await {
-            Ok(held) => exchange.hold(held),
-            Err(reason) => return self.shed(exchange, class, reason, asked),
-        }
+        let depth = match self.admit(rt, class, wait).await {
+            Ok(held) => {
+                let depth = held.origin.as_ref().map(|p| p.depth());
+                exchange.hold(held);
+                depth
+            }
+            Err((reason, held)) if dry_run => {
+                self.would_shed(reason);
+                exchange.hold(held);
+                None
+            }
+            Err((reason, _)) => return self.shed(exchange, class, reason, asked),
+        };
 
         let started = Instant::now();
         match rt.upstream.forward(req, &self.conn.inbound, body_end).await {
             Ok(forwarded) => {
                 let ttfb = started.elapsed();
-                let failed = forwarded.response.status().is_server_error();
+                let status = forwarded.response.status();
+                let failed = status.is_server_error();
                 admission.window.record_origin(Some(ttfb), failed);
+                // Only 2xx answers teach the learner what a request costs: a
+                // burst of fast 404s or redirects says nothing about pages.
+                if status.is_success() {
+                    let depth = depth.unwrap_or_else(|| admission.origin.inflight() + 1);
+                    admission.samples.record(class, ttfb, depth);
+                }
                 crate::telemetry::ORIGIN_TTFB.record(ttfb);
                 if failed {
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
@@ -160,13 +184,14 @@ impl Gateway {
     }
 
     /// Counts the request in and takes its slots, waiting in lifeboat's
-    /// queue when allowed.
+    /// queue as long as `wait` allows. A refusal comes with what was held
+    /// so far (a dry run goes on with it).
     async fn admit(
         &self,
         rt: &Runtime,
         class: RouteClass,
-        may_queue: bool,
-    ) -> Result<Held, ShedReason> {
+        wait: Wait,
+    ) -> Result<Held, (ShedReason, Held)> {
         let admission = &self.shared.admission;
         let timeout = rt.config.origin.queue_timeout;
         let mut held = Held {
@@ -174,22 +199,39 @@ impl Gateway {
             ..Held::default()
         };
         if class == RouteClass::Primary && rt.config.shedding.primary_max_inflight.is_some() {
-            let permit = admission.primary.acquire(0, true, timeout).await;
-            held.primary = Some(permit.map_err(|_| ShedReason::PrimaryBusy)?);
+            match admission.primary.acquire(0, timeout).await {
+                Ok(permit) => held.primary = Some(permit),
+                Err(_) => return Err((ShedReason::PrimaryBusy, held)),
+            }
         }
+        let (max_wait, no_room) = match wait {
+            Wait::Queue => (timeout, None),
+            Wait::Fill(reason) => (rt.config.shedding.fill_wait.min(timeout), Some(reason)),
+        };
         let waiting = Instant::now();
-        let permit = admission
-            .origin
-            .acquire(class.index(), may_queue, timeout)
-            .await;
+        let permit = admission.origin.acquire(class.index(), max_wait).await;
         let waited = waiting.elapsed();
         admission.window.record_queue_wait(waited);
         crate::telemetry::QUEUE_WAIT.record(waited);
-        held.origin = Some(permit.map_err(|r| match r {
-            Refused::Full => ShedReason::QueueFull,
-            Refused::Timeout => ShedReason::QueueTimeout,
-        })?);
-        Ok(held)
+        match permit {
+            Ok(permit) => {
+                held.origin = Some(permit);
+                Ok(held)
+            }
+            Err(refused) => {
+                let reason = no_room.unwrap_or(match refused {
+                    Refused::Full => ShedReason::QueueFull,
+                    Refused::Timeout => ShedReason::QueueTimeout,
+                });
+                Err((reason, held))
+            }
+        }
+    }
+
+    /// Dry run: what would have been shed is counted, and the request goes on.
+    fn would_shed(&self, reason: ShedReason) {
+        self.shared.admission.tally.would_shed[reason as usize].fetch_add(1, Relaxed);
+        metrics::counter!("lifeboat_would_shed_total", "reason" => reason.as_str()).increment(1);
     }
 
     fn shed(

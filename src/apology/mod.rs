@@ -23,7 +23,8 @@ use crate::upstream::UpstreamError;
 /// `X-Lifeboat-Shed`, logs, metrics and the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShedReason {
-    /// Degraded mode: only the primary path is served.
+    /// Degraded mode: the primary path first; the rest only as far as the
+    /// origin has room (in `auto`), or not at all (forced).
     Degraded,
     /// Recovering: this request was outside the admitted share of the ramp.
     Ramp,
@@ -68,7 +69,7 @@ impl ShedReason {
     pub fn detail(self) -> &'static str {
         match self {
             ShedReason::Degraded => {
-                "The site is overloaded; only downloads are being served right now."
+                "The site is overloaded; downloads come first right now, and the rest only as far as the server has room."
             }
             ShedReason::Ramp => "The site is recovering and letting visitors back in gradually.",
             ShedReason::PrimaryBusy => "Downloads are busy; please retry in a few seconds.",

@@ -73,6 +73,20 @@ struct State {
     workers: Semaphore,
     pattern: Bytes,
     served: AtomicU64,
+    /// Service times are multiplied by this (f64 bits): 2.0 is an origin
+    /// at half speed.
+    slowdown: AtomicU64,
+}
+
+/// Changes a running origin's speed (a database that slows down mid-wave).
+#[derive(Clone)]
+pub struct Speed(Arc<State>);
+
+impl Speed {
+    /// Every service time from now on is `factor` times the configured one.
+    pub fn slow_down(&self, factor: f64) {
+        self.0.slowdown.store(factor.to_bits(), Ordering::Relaxed);
+    }
 }
 
 /// A bound simulated origin.
@@ -93,6 +107,7 @@ impl SimOrigin {
             config,
             pattern: Bytes::from(pattern),
             served: AtomicU64::new(0),
+            slowdown: AtomicU64::new(1.0f64.to_bits()),
         });
         Ok(SimOrigin { listener, state })
     }
@@ -100,6 +115,11 @@ impl SimOrigin {
     /// The bound address.
     pub fn addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// A handle that changes the origin's speed while it runs.
+    pub fn speed(&self) -> Speed {
+        Speed(self.state.clone())
     }
 
     /// Serves forever (until the task is dropped).
@@ -136,6 +156,7 @@ async fn handle(
     } else {
         state.config.service_time
     };
+    let cost = cost.mul_f64(f64::from_bits(state.slowdown.load(Ordering::Relaxed)));
     if !cost.is_zero() {
         let permit = state.workers.acquire().await;
         tokio::time::sleep(cost).await;

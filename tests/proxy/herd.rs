@@ -26,10 +26,11 @@ async fn scenario(retry_after: u64, jitter: u64) -> Running {
         .unwrap();
     let url = format!("http://{}", origin.addr().unwrap());
     tokio::spawn(origin.run());
-    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None).replace(
-        "[apology]\n",
-        &format!("[apology]\nretry_after = \"{retry_after}s\"\nretry_jitter = \"{jitter}s\"\n"),
-    );
+    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None, stampede::Setup::Quick)
+        .replace(
+            "[apology]\n",
+            &format!("[apology]\nretry_after = \"{retry_after}s\"\nretry_jitter = \"{jitter}s\"\n"),
+        );
     let config =
         ::lifeboat::config::from_str(&text, "herd.toml", std::path::Path::new(".")).unwrap();
     start_config(config).await

@@ -7,8 +7,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admission;
 mod config_errors;
 mod control;
+mod demo;
 mod exhaustion;
 mod external;
 mod failures;
