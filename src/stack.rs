@@ -98,6 +98,7 @@ impl Gateway {
         body_end: Option<BodyEnd>,
     ) -> Response<ResponseBody> {
         let asked = Asked::from_request(req.method(), req.headers());
+        let http1 = req.version() <= http::Version::HTTP_11;
         // The status endpoint answers from memory: never shed, never proxied,
         // up while the origin is down.
         if req.uri().path() == rt.config.story.status_path {
@@ -123,7 +124,7 @@ impl Gateway {
                 self.would_shed(reason);
                 Wait::Queue
             }
-            Decision::Shed(reason) => return self.shed(exchange, class, reason, asked),
+            Decision::Shed(reason) => return self.shed(rt, exchange, class, reason, asked, http1),
         };
         let depth = match self.admit(rt, class, wait).await {
             Ok(held) => {
@@ -136,7 +137,7 @@ impl Gateway {
                 exchange.hold(held);
                 None
             }
-            Err((reason, _)) => return self.shed(exchange, class, reason, asked),
+            Err((reason, _)) => return self.shed(rt, exchange, class, reason, asked, http1),
         };
 
         let started = Instant::now();
@@ -171,7 +172,7 @@ impl Gateway {
                     admission.window.record_origin(None, true);
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => reason.as_str())
                         .increment(1);
-                    return self.shed(exchange, class, reason, asked);
+                    return self.shed(rt, exchange, class, reason, asked, http1);
                 }
                 metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "client-error").increment(1);
                 let stalled = matches!(
@@ -236,16 +237,37 @@ impl Gateway {
 
     fn shed(
         &self,
+        rt: &Runtime,
         exchange: &mut Exchange,
         class: RouteClass,
         reason: ShedReason,
         asked: Asked,
+        http1: bool,
     ) -> Response<ResponseBody> {
         exchange.set_shed(reason);
         self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
         metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
         metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
+        if self.over_budget(rt, reason) {
+            let clients = &self.shared.admission.clients;
+            clients.exceeded.fetch_add(1, Relaxed);
+            metrics::counter!("lifeboat_client_budget_exceeded_total").increment(1);
+            return apology::too_many(&self.shared.pages(), reason, http1);
+        }
         apology::respond(&self.shared.pages(), reason, asked)
+    }
+
+    /// Charges an overload apology to the client's address; true when it
+    /// has had more than its budget. A trusted proxy speaks for many
+    /// clients and is never charged.
+    fn over_budget(&self, rt: &Runtime, reason: ShedReason) -> bool {
+        let Some(budget) = rt.config.shedding.client_budget else {
+            return false;
+        };
+        let ip = self.conn.inbound.peer.ip();
+        reason.is_overload()
+            && !rt.config.proxy.trusts(ip)
+            && self.shared.admission.clients.charge(ip, Instant::now()) > budget
     }
 
     /// The public status endpoint: JSON, or HTML for a browser.

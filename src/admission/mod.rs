@@ -15,6 +15,7 @@
 //! awaits except waiting in the queue.
 
 pub mod capacity;
+pub mod clients;
 mod decide;
 pub mod learn;
 pub mod limiter;
@@ -137,6 +138,8 @@ pub struct Admission {
     pub samples: Samples,
     /// The learned (or pinned) origin limit.
     pub learn: Learn,
+    /// Apologies per client address (retry storms).
+    pub clients: clients::ClientBudget,
     view: AtomicU64,
     machine: Mutex<Machine>,
     since: Mutex<SystemTime>,
@@ -167,6 +170,7 @@ impl Admission {
             tally: Tally::default(),
             samples,
             learn,
+            clients: clients::ClientBudget::default(),
             view: AtomicU64::new(0),
             machine: Mutex::new(Machine::new(mode, tokio::time::Instant::now())),
             since: Mutex::new(SystemTime::now()),

@@ -15,6 +15,7 @@ fn cfg() -> Shedding {
         primary_max_inflight: None,
         fill_wait: Duration::from_millis(20),
         dry_run: false,
+        client_budget: Some(50),
         enter: Enter {
             inflight: Some(100),
             ttfb_p95: Some(Duration::from_millis(800)),

@@ -266,6 +266,9 @@ pub struct Shedding {
     /// Decide everything, shed nothing: "would have shed" is counted and
     /// journaled, and every request is proxied.
     pub dry_run: bool,
+    /// Overload apologies a client address may receive per 10 s before it
+    /// gets a short `429` and its connection closed (`None`: no budget).
+    pub client_budget: Option<u32>,
     /// Conditions to enter degraded mode.
     pub enter: Enter,
     /// Conditions to leave it.

@@ -120,6 +120,7 @@ pub struct RawShedding {
     pub min_dwell: S<Duration>,
     pub primary_max_inflight: S<i64>,
     pub fill_wait: S<Duration>,
+    pub client_budget: S<i64>,
     pub dry_run: Option<bool>,
     pub enter: Option<Spanned<RawEnter>>,
     pub exit: Option<Spanned<RawExit>>,

@@ -25,6 +25,10 @@ const MIN_DWELL: Duration = Duration::from_secs(5);
 /// requests' worth of queue keeps the origin busy between hand-offs, and a
 /// visitor who is refused is still told within a blink.
 const FILL_WAIT: Duration = Duration::from_millis(20);
+/// A client address may be told "come back later" 50 times in 10 s: a
+/// browser fetching a page and its assets, or an office behind one NAT
+/// address, stays well within it; a client retrying every 50 ms does not.
+const CLIENT_BUDGET: i64 = 50;
 /// Enter levels, after the brief: 512 requests inside lifeboat, TTFB p95
 /// 800 ms, 20 % failures, 200 ms p95 queue wait; held for 2 s.
 const ENTER_INFLIGHT: i64 = 512;
@@ -162,6 +166,8 @@ pub(super) fn shedding(
             .map(|n| n as usize),
         fill_wait: ctx.duration(&s.fill_wait, FILL_WAIT, (Duration::ZERO, secs(10)))?,
         dry_run: s.dry_run.unwrap_or(false),
+        client_budget: Some(ctx.int(&s.client_budget, CLIENT_BUDGET, (0, 1_000_000))? as u32)
+            .filter(|n| *n > 0),
         enter,
         exit,
     })
