@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use closed_loop::{drive, record, start_lifeboat};
-use lifeboat::admission::{Decision, Mode, decide};
+use lifeboat::admission::{Decision, Mode, View, decide};
 use lifeboat::classify::{Pattern, Route, RouteClass, Routes};
 use lifeboat::origin_sim::SimConfig;
 
@@ -28,10 +28,14 @@ fn bench_decide() -> f64 {
     let mut admitted = 0u64;
     let started = Instant::now();
     for i in 0..CALLS {
+        let view = View {
+            mode: modes[((i / 3) % 3) as usize],
+            admit_fraction: 0.5,
+            strict: i % 2 == 0,
+        };
         let d = decide(
             black_box(classes[(i % 3) as usize]),
-            black_box(modes[((i / 3) % 3) as usize]),
-            black_box(0.5),
+            black_box(view),
             black_box((i % 1000) as f64 / 1000.0),
         );
         admitted += u64::from(matches!(d, Decision::Admit { .. }));

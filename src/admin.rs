@@ -306,6 +306,25 @@ fn mode_json(shared: &Shared) -> serde_json::Value {
             "queue_wait_p95_ms": s.queue_wait_p95.map(|d| d.as_millis() as u64),
             "samples": s.samples,
         },
+        "origin": capacity_json(shared),
+        "dry_run": rt.config.shedding.dry_run,
         "generation": shared.generation(),
+    })
+}
+
+/// The origin's limit, learned or pinned, as `GET /mode` shows it.
+fn capacity_json(shared: &Shared) -> serde_json::Value {
+    let c = shared.admission.capacity();
+    let o = &shared.admission.origin;
+    json!({
+        "limit": c.limit,
+        "learned": c.learned,
+        "applied": c.applied,
+        "reserved_for_primary": c.reserved,
+        "inflight": o.inflight(),
+        "queued": o.queued(),
+        "congestion": c.ratio.map(|r| (r * 100.0).round() / 100.0),
+        "baseline_ttfb_ms": c.baseline.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0),
+        "drain_per_s": c.drain_per_s.round(),
     })
 }

@@ -23,6 +23,9 @@ pub struct Options {
     /// line per second and the incident report at the end.
     #[arg(long)]
     pub stampede: bool,
+    /// Squeeze the stampede's wave into this many seconds (for tests).
+    #[arg(long, hide = true, requires = "stampede")]
+    pub wave_seconds: Option<u64>,
 }
 
 /// Why the demo could not start.
@@ -39,7 +42,7 @@ pub enum DemoError {
 /// Runs the demo until Ctrl-C (or, with `--stampede`, until the wave is told).
 pub async fn run(opts: Options) -> Result<(), DemoError> {
     if opts.stampede {
-        return crate::demo_stampede::run(opts.listen).await;
+        return crate::demo_stampede::run(opts.listen, opts.wave_seconds).await;
     }
     let sim = SimConfig::default();
     let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim.clone()).await?;

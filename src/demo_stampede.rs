@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::admission::Mode;
+use crate::classify::RouteClass;
 use crate::demo::DemoError;
 use crate::loadgen::stampede::{self, Wave};
 use crate::loadgen::{self, Plan, Report, Retry};
@@ -15,8 +16,9 @@ use crate::origin_sim::SimOrigin;
 use crate::story::{journal, report};
 use crate::{Lifeboat, config};
 
-/// Runs the stampede demo with lifeboat on `listen`.
-pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
+/// Runs the stampede demo with lifeboat on `listen`, with the release-day
+/// wave, or one squeezed into `wave_secs` seconds.
+pub async fn run(listen: SocketAddr, wave_secs: Option<u64>) -> Result<(), DemoError> {
     let sim = stampede::origin();
     let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim.clone()).await?;
     let origin_url = format!("http://{}", origin.addr()?);
@@ -24,7 +26,12 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
     let journal_path =
         std::env::temp_dir().join(format!("lifeboat-demo-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&journal_path);
-    let text = stampede::lifeboat_config(&origin_url, &listen.to_string(), Some(&journal_path));
+    let text = stampede::lifeboat_config(
+        &origin_url,
+        &listen.to_string(),
+        Some(&journal_path),
+        stampede::Setup::Defaults,
+    );
     let config = config::from_str(&text, "<stampede demo config>", Path::new("."))?;
     let lifeboat = Lifeboat::bind(config).await?;
     let addr = lifeboat.http_addr().unwrap_or(listen);
@@ -34,7 +41,14 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
         let _ = stopped.await;
     }));
 
-    let wave = Wave::release_day();
+    let wave = wave_secs.map_or_else(Wave::release_day, |s| {
+        let s = Duration::from_secs(s.max(3));
+        Wave {
+            peak: 10.0,
+            ramp: s.mul_f64(0.35),
+            hold: s.mul_f64(0.3),
+        }
+    });
     let capacity = sim.capacity();
     println!("lifeboat demo --stampede");
     println!(
@@ -47,7 +61,9 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
         wave.duration()
     );
     println!();
-    println!("  time  offered/s  mode        in-flight  downloads ok  shed/s  origin p95");
+    println!(
+        "  time  offered/s  mode        origin limit  in-flight  downloads ok  pages/s  shed/s  origin p95"
+    );
     let plan = Plan {
         base: format!("http://{addr}"),
         mix: stampede::mix(),
@@ -57,13 +73,22 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
         retry: Retry::Never,
     };
     let started = tokio::time::Instant::now();
-    let live = |r: &Report| line(&shared, r, started);
+    let mut pages = PagesRate::new(&shared);
+    let live = |r: &Report| {
+        // Called at each whole second k of the wave: second k - 1 is the
+        // last one whose requests have all been sent.
+        let k = started.elapsed().as_secs_f64().round() as usize;
+        let second = (k <= r.seconds.len())
+            .then(|| r.seconds.get(k.saturating_sub(1)).cloned())
+            .flatten();
+        line(&shared, second.as_ref(), &mut pages, started);
+    };
     let result = loadgen::run(plan, live).await;
     // Let it come back to normal (bounded), still reporting.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while shared.admission.view().mode != Mode::Normal && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        line(&shared, &result, started);
+        line(&shared, None, &mut pages, started);
     }
     let _ = stop.send(());
     let _ = server.await;
@@ -95,14 +120,48 @@ pub async fn run(listen: SocketAddr) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn line(shared: &crate::runtime::Shared, r: &Report, started: tokio::time::Instant) {
-    // After the wave, the load generator's last second repeats: show it as over.
-    let wave_over = started.elapsed().as_secs() as usize >= r.seconds.len();
-    let s = if wave_over {
-        Default::default()
-    } else {
-        r.seconds.last().cloned().unwrap_or_default()
-    };
+/// Pages (keep and normal classes) the origin answered per second, from
+/// lifeboat's own tallies: a page that waited in the queue is counted when
+/// it is served, not when it was sent.
+struct PagesRate {
+    served: u64,
+    at: tokio::time::Instant,
+}
+
+impl PagesRate {
+    fn new(shared: &crate::runtime::Shared) -> Self {
+        PagesRate {
+            served: Self::served(shared),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn served(shared: &crate::runtime::Shared) -> u64 {
+        let t = shared.admission.tally.snapshot();
+        [RouteClass::Keep, RouteClass::Normal]
+            .iter()
+            .filter_map(|c| t.served.get(c.index()))
+            .sum()
+    }
+
+    fn per_second(&mut self, shared: &crate::runtime::Shared) -> u64 {
+        let (now, served) = (tokio::time::Instant::now(), Self::served(shared));
+        let secs = (now - self.at).as_secs_f64().max(1e-3);
+        let rate = (served - self.served) as f64 / secs;
+        (self.served, self.at) = (served, now);
+        rate.round() as u64
+    }
+}
+
+/// One live line: `second` is the wave's last complete second (`None`
+/// once the wave is over).
+fn line(
+    shared: &crate::runtime::Shared,
+    second: Option<&crate::loadgen::Second>,
+    pages: &mut PagesRate,
+    started: tokio::time::Instant,
+) {
+    let s = second.cloned().unwrap_or_default();
     let signals = shared.admission.signals(1);
     let ok = if s.primary_sent == 0 {
         "-".to_string()
@@ -113,12 +172,14 @@ fn line(shared: &crate::runtime::Shared, r: &Report, started: tokio::time::Insta
         )
     };
     println!(
-        "  {:>3}s  {:>9}  {:<10}  {:>9}  {:>12}  {:>6}  {:>7}",
-        started.elapsed().as_secs(),
+        "  {:>3}s  {:>9}  {:<10}  {:>12}  {:>9}  {:>12}  {:>7}  {:>6}  {:>10}",
+        started.elapsed().as_secs_f64().round(),
         s.sent,
         shared.admission.view().mode.as_str(),
+        shared.admission.capacity().limit,
         shared.admission.inflight.total(),
         ok,
+        pages.per_second(shared),
         s.shed,
         signals
             .ttfb_p95

@@ -90,11 +90,16 @@ impl Shared {
         let admission = Admission::new(&config);
         let message = config.apology.message.clone();
         let pages = render_pages(&config, admission.since(), &message);
+        let capacity = admission.capacity();
         let status = Status::new(
             admission.view().mode.as_str(),
             admission.since(),
             None,
-            Numbers::default(),
+            Numbers {
+                origin_limit: capacity.limit,
+                origin_limit_learned: capacity.learned,
+                ..Numbers::default()
+            },
         )
         .render();
         let (events, rx) = EventSink::new();

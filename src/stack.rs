@@ -9,14 +9,18 @@
 //!    valid host, or CONNECT is refused (`screen`); then method, host and
 //!    canonical path → primary, keep or normal (`classify`; no header can
 //!    make a request primary);
-//! 4. **decide** — the published mode and the ramp say admit or shed
-//!    (`admission::decide`, pure, no lock);
+//! 4. **decide** — the published mode and the ramp say how long the request
+//!    may wait for the origin, or shed it (`admission::decide`, pure, no
+//!    lock);
 //! 5. **admit** — count the request in, take the primary class's own slot
-//!    (if configured) and a slot at the origin, waiting in lifeboat's
-//!    priority queue if allowed; the slots are held until the response body
-//!    ends, so a download keeps its slot to its last byte. A request with a
-//!    body still to come is admitted as keep at most, so an upload never
-//!    trickles into a slot reserved for the downloads;
+//!    (if configured) and a slot at the origin (under the learned or pinned
+//!    limit), waiting in lifeboat's priority queue only if the wait it can
+//!    expect fits, else refused at once; the slots are held until the
+//!    response body ends, so a download keeps its slot to its last byte. A
+//!    request with a body still to come is admitted as keep at most, so an
+//!    upload never trickles into a slot reserved for the downloads. In a
+//!    dry run every refusal is counted as "would have shed" and the request
+//!    goes on;
 //! 6. **forward** — `Upstream::forward` sends it to the origin and streams
 //!    the answer back; its time to first byte and outcome feed the signals;
 //! 7. **rescue** — every refusal and failure becomes a response (`apology`);
@@ -42,7 +46,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::Exchange;
-use crate::admission::{Decision, Held, Refused, decide};
+use crate::admission::{Decision, Held, Refused, Wait, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
@@ -99,6 +103,7 @@ impl Gateway {
         body_end: Option<BodyEnd>,
     ) -> Response<ResponseBody> {
         let asked = Asked::from_request(req.method(), req.headers());
+        let http1 = req.version() <= http::Version::HTTP_11;
         // Heads lifeboat will not relay (too many fields, no single valid
         // host, CONNECT) are refused before anything else looks at them.
         let host = match crate::screen::screen(&req, rt.config.limits.max_headers) {
@@ -118,31 +123,54 @@ impl Gateway {
         let admission = &self.shared.admission;
         admission.tally.requests[class.index()].fetch_add(1, Relaxed);
 
-        let view = admission.view();
-        let may_queue = match decide(class, view.mode, view.admit_fraction, fastrand::f64()) {
-            Decision::Admit { queue } => queue,
-            Decision::Shed(reason) => return self.shed(exchange, class, reason, asked),
+        let dry_run = rt.config.shedding.dry_run;
+        let wait = match decide(class, admission.view(), fastrand::f64()) {
+            Decision::Admit(wait) => wait,
+            Decision::Shed(reason) if dry_run => {
+                self.would_shed(reason);
+                Wait::Queue
+            }
+            Decision::Shed(reason) => return self.shed(rt, exchange, class, reason, asked, http1),
         };
         // A request whose body is still to come is admitted no higher than
         // keep: it may trickle its body into the origin for as long as the
         // body rate allows, and must not do it in a slot reserved for the
         // downloads (nor take the primary class's own slots).
-        let admit_as = if body_end.is_some() {
+        let has_body = body_end.is_some();
+        let admit_as = if has_body {
             class.max(RouteClass::Keep)
         } else {
             class
         };
-        match self.admit(rt, admit_as, may_queue).await {
-            Ok(held) => exchange.hold(held),
-            Err(reason) => return self.shed(exchange, class, reason, asked),
-        }
+        let depth = match self.admit(rt, admit_as, wait).await {
+            Ok(held) => {
+                let depth = held.origin.as_ref().map(|p| p.depth());
+                exchange.hold(held);
+                depth
+            }
+            Err((reason, held)) if dry_run => {
+                self.would_shed(reason);
+                exchange.hold(held);
+                None
+            }
+            Err((reason, _)) => return self.shed(rt, exchange, class, reason, asked, http1),
+        };
 
         let started = Instant::now();
         match rt.upstream.forward(req, &self.conn.inbound, body_end).await {
             Ok(forwarded) => {
                 let ttfb = started.elapsed();
-                let failed = forwarded.response.status().is_server_error();
+                let status = forwarded.response.status();
+                let failed = status.is_server_error();
                 admission.window.record_origin(Some(ttfb), failed);
+                // Only 2xx answers to requests without a body teach the
+                // learner what a request costs: a burst of fast 404s says
+                // nothing about pages, and an upload's time to first byte
+                // is its sender's speed as much as the origin's.
+                if status.is_success() && !has_body {
+                    let depth = depth.unwrap_or_else(|| admission.origin.inflight() + 1);
+                    admission.samples.record(class, ttfb, depth);
+                }
                 crate::telemetry::ORIGIN_TTFB.record(ttfb);
                 if failed {
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
@@ -169,7 +197,7 @@ impl Gateway {
                     admission.window.record_origin(None, true);
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => reason.as_str())
                         .increment(1);
-                    return self.shed(exchange, class, reason, asked);
+                    return self.shed(rt, exchange, class, reason, asked, http1);
                 }
                 // The client's own broken or trickled body: not the
                 // origin's failure, and not worth a warning per client (a
@@ -186,13 +214,14 @@ impl Gateway {
     }
 
     /// Counts the request in and takes its slots, waiting in lifeboat's
-    /// queue when allowed.
+    /// queue as long as `wait` allows. A refusal comes with what was held
+    /// so far (a dry run goes on with it).
     async fn admit(
         &self,
         rt: &Runtime,
         class: RouteClass,
-        may_queue: bool,
-    ) -> Result<Held, ShedReason> {
+        wait: Wait,
+    ) -> Result<Held, (ShedReason, Held)> {
         let admission = &self.shared.admission;
         let timeout = rt.config.origin.queue_timeout;
         let mut held = Held {
@@ -200,36 +229,74 @@ impl Gateway {
             ..Held::default()
         };
         if class == RouteClass::Primary && rt.config.shedding.primary_max_inflight.is_some() {
-            let permit = admission.primary.acquire(0, true, timeout).await;
-            held.primary = Some(permit.map_err(|_| ShedReason::PrimaryBusy)?);
+            match admission.primary.acquire(0, timeout).await {
+                Ok(permit) => held.primary = Some(permit),
+                Err(_) => return Err((ShedReason::PrimaryBusy, held)),
+            }
         }
+        let (max_wait, no_room) = match wait {
+            Wait::Queue => (timeout, None),
+            Wait::Fill(reason) => (rt.config.shedding.fill_wait.min(timeout), Some(reason)),
+        };
         let waiting = Instant::now();
-        let permit = admission
-            .origin
-            .acquire(class.index(), may_queue, timeout)
-            .await;
+        let permit = admission.origin.acquire(class.index(), max_wait).await;
         let waited = waiting.elapsed();
         admission.window.record_queue_wait(waited);
         crate::telemetry::QUEUE_WAIT.record(waited);
-        held.origin = Some(permit.map_err(|r| match r {
-            Refused::Full => ShedReason::QueueFull,
-            Refused::Timeout => ShedReason::QueueTimeout,
-        })?);
-        Ok(held)
+        match permit {
+            Ok(permit) => {
+                held.origin = Some(permit);
+                Ok(held)
+            }
+            Err(refused) => {
+                let reason = no_room.unwrap_or(match refused {
+                    Refused::Full => ShedReason::QueueFull,
+                    Refused::Timeout => ShedReason::QueueTimeout,
+                });
+                Err((reason, held))
+            }
+        }
+    }
+
+    /// Dry run: what would have been shed is counted, and the request goes on.
+    fn would_shed(&self, reason: ShedReason) {
+        self.shared.admission.tally.would_shed[reason as usize].fetch_add(1, Relaxed);
+        metrics::counter!("lifeboat_would_shed_total", "reason" => reason.as_str()).increment(1);
     }
 
     fn shed(
         &self,
+        rt: &Runtime,
         exchange: &mut Exchange,
         class: RouteClass,
         reason: ShedReason,
         asked: Asked,
+        http1: bool,
     ) -> Response<ResponseBody> {
         exchange.set_shed(reason);
         self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
         metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
         metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
+        if self.over_budget(rt, reason) {
+            let clients = &self.shared.admission.clients;
+            clients.exceeded.fetch_add(1, Relaxed);
+            metrics::counter!("lifeboat_client_budget_exceeded_total").increment(1);
+            return apology::too_many(&self.shared.pages(), reason, http1);
+        }
         apology::respond(&self.shared.pages(), reason, asked)
+    }
+
+    /// Charges an overload apology to the client's address; true when it
+    /// has had more than its budget. A trusted proxy speaks for many
+    /// clients and is never charged.
+    fn over_budget(&self, rt: &Runtime, reason: ShedReason) -> bool {
+        let Some(budget) = rt.config.shedding.client_budget else {
+            return false;
+        };
+        let ip = self.conn.inbound.peer.ip();
+        reason.is_overload()
+            && !rt.config.proxy.trusts(ip)
+            && self.shared.admission.clients.charge(ip, Instant::now()) > budget
     }
 
     /// The public status endpoint: JSON, or HTML for a browser.

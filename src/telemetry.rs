@@ -124,6 +124,10 @@ pub fn render(shared: &Shared) -> String {
     }
     metrics::gauge!("lifeboat_origin_inflight").set(a.origin.inflight() as f64);
     metrics::gauge!("lifeboat_tunnels").set(shared.tunnels.count() as f64);
+    let capacity = a.capacity();
+    metrics::gauge!("lifeboat_origin_limit").set(capacity.limit as f64);
+    metrics::gauge!("lifeboat_origin_limit_applied").set(capacity.applied as f64);
+    metrics::gauge!("lifeboat_origin_limit_learned").set(if capacity.learned { 1.0 } else { 0.0 });
     metrics::gauge!("lifeboat_queue_depth", "queue" => "origin").set(a.origin.queued() as f64);
     metrics::gauge!("lifeboat_queue_depth", "queue" => "primary").set(a.primary.queued() as f64);
     let current = a.view().mode;

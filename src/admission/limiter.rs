@@ -8,6 +8,12 @@
 //! - `reserved` slots are for priority 0 (the primary path) only: the other
 //!   classes may fill at most `limit - reserved`, so a download never waits
 //!   behind page renders that took every slot;
+//! - a request joins the queue only if the wait it can expect (the waiters
+//!   ahead of it in its class's queue over the rate at which its class gets
+//!   slots) fits within what it may wait; otherwise it is refused at once:
+//!   nobody is turned away after waiting out a timeout it could never have
+//!   met, and a FIFO queue never fills with requests that will all time
+//!   out (which would serve nobody);
 //! - a finished request hands its slot straight to the best waiter;
 //! - a waiter that gives up (timeout, client gone) withdraws from the queue,
 //!   and a slot granted to it at that very moment is given back: no slot is
@@ -16,7 +22,7 @@
 //! The mutex is taken only when there is a queue, i.e. under overload.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,15 +56,37 @@ pub struct Limiter {
     inflight: AtomicUsize,
     queued: AtomicUsize,
     queues: Mutex<Queues>,
+    /// Most slots in use at once since the last [`Limiter::take_pressure`].
+    peak: AtomicUsize,
+    /// Requests that found no free slot since then.
+    pressed: AtomicU64,
+    /// Slots released since start, per priority.
+    released: [AtomicU64; 3],
+    /// Slots released per second lately, per priority (f64 bits; 0: not
+    /// measured yet).
+    drain_per_s: [AtomicU64; 3],
 }
 
 /// One slot at the origin; released when dropped.
-pub struct Permit(Arc<Limiter>);
+pub struct Permit {
+    limiter: Arc<Limiter>,
+    depth: usize,
+    priority: usize,
+}
+
+impl Permit {
+    /// Slots in use when this one was taken, itself included: how many
+    /// requests this one found at the origin, plus one.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+}
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, SeqCst);
-        self.0.dispatch();
+        self.limiter.inflight.fetch_sub(1, SeqCst);
+        self.limiter.released[self.priority].fetch_add(1, Relaxed);
+        self.limiter.dispatch();
     }
 }
 
@@ -72,7 +100,64 @@ impl Limiter {
             inflight: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             queues: Mutex::new(Queues::default()),
+            peak: AtomicUsize::new(0),
+            pressed: AtomicU64::new(0),
+            released: Default::default(),
+            drain_per_s: Default::default(),
         })
+    }
+
+    fn permit(self: &Arc<Self>, depth: usize, priority: usize) -> Permit {
+        self.peak.fetch_max(depth, Relaxed);
+        Permit {
+            limiter: self.clone(),
+            depth,
+            priority: priority.min(2),
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> usize {
+        self.limit.load(SeqCst)
+    }
+
+    /// Slots reserved for priority 0.
+    pub fn reserved(&self) -> usize {
+        self.reserved.load(SeqCst)
+    }
+
+    /// Changes the limit alone (the learned limit, every interval).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, SeqCst);
+        self.dispatch();
+    }
+
+    /// The most slots in use at once, and the requests that found none,
+    /// since the last call; both start again from now.
+    pub fn take_pressure(&self) -> (usize, u64) {
+        let peak = self.peak.swap(self.inflight(), Relaxed);
+        (peak, self.pressed.swap(0, Relaxed))
+    }
+
+    /// Slots released since start, per priority.
+    pub fn released(&self) -> [u64; 3] {
+        std::array::from_fn(|p| self.released[p].load(Relaxed))
+    }
+
+    /// Records how many slots priority `p` frees per second (the ticker
+    /// measures it): under saturation, the rate at which its waiters are
+    /// served.
+    pub fn set_drain_rate(&self, p: usize, per_s: f64) {
+        if let Some(d) = self.drain_per_s.get(p) {
+            d.store(per_s.to_bits(), Relaxed);
+        }
+    }
+
+    /// The wait a newcomer of priority `p` can expect with `ahead` waiters
+    /// before it in its queue, if its class's drain rate is known.
+    fn expected_wait(&self, p: usize, ahead: usize) -> Option<Duration> {
+        let rate = f64::from_bits(self.drain_per_s[p.min(2)].load(Relaxed));
+        (rate > 0.0).then(|| Duration::from_secs_f64((ahead + 1) as f64 / rate))
     }
 
     /// Keeps `reserved` of the slots for priority 0 (capped below the limit).
@@ -104,7 +189,8 @@ impl Limiter {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn try_take(&self, priority: usize) -> bool {
+    /// Takes a slot if one is free for `priority`; returns the depth.
+    fn try_take(&self, priority: usize) -> Option<usize> {
         let limit = self.limit.load(SeqCst);
         let limit = if priority == 0 {
             limit
@@ -113,27 +199,36 @@ impl Limiter {
         };
         self.inflight
             .fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1))
-            .is_ok()
+            .ok()
+            .map(|n| n + 1)
     }
 
-    /// Takes a slot, waiting up to `timeout` in queue `priority` (0 first) if
-    /// `may_wait`.
+    /// Takes a slot, waiting in queue `priority` (0 first) for up to
+    /// `max_wait`, but only if the wait it can expect fits in `max_wait`:
+    /// otherwise (or with `max_wait` zero) it is refused at once.
     pub async fn acquire(
         self: &Arc<Self>,
         priority: usize,
-        may_wait: bool,
-        timeout: Duration,
+        max_wait: Duration,
     ) -> Result<Permit, Refused> {
-        if self.try_take(priority) {
-            return Ok(Permit(self.clone()));
+        if let Some(depth) = self.try_take(priority) {
+            return Ok(self.permit(depth, priority));
         }
-        if !may_wait || timeout.is_zero() {
+        self.pressed.fetch_add(1, Relaxed);
+        if max_wait.is_zero() {
             return Err(Refused::Full);
         }
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut q = self.lock();
             if self.queued.load(SeqCst) >= self.max_queue.load(SeqCst) {
+                return Err(Refused::Full);
+            }
+            let ahead = q.by_priority[priority.min(2)].len();
+            if self
+                .expected_wait(priority, ahead)
+                .is_some_and(|w| w > max_wait)
+            {
                 return Err(Refused::Full);
             }
             let id = q.next_id;
@@ -152,12 +247,14 @@ impl Limiter {
         // A slot may have been freed between the fast path and the enqueue.
         self.dispatch();
         let granted = matches!(
-            tokio::time::timeout(timeout, &mut ticket.rx).await,
+            tokio::time::timeout(max_wait, &mut ticket.rx).await,
             Ok(Ok(()))
         );
         if granted || !ticket.withdraw() {
             ticket.settled = true;
-            return Ok(Permit(self.clone()));
+            // Granted by `dispatch`, which counted the slot in already.
+            let depth = self.inflight();
+            return Ok(self.permit(depth, priority));
         }
         ticket.settled = true;
         Err(Refused::Timeout)
@@ -172,7 +269,7 @@ impl Limiter {
                 let Some(p) = q.by_priority.iter().position(|w| !w.is_empty()) else {
                     return;
                 };
-                if !self.try_take(p) {
+                if self.try_take(p).is_none() {
                     return;
                 }
                 self.queued.fetch_sub(1, SeqCst);
@@ -224,7 +321,7 @@ impl Drop for Ticket<'_> {
         // Granted just as we gave up: if the grant already arrived, hand the
         // slot back; if not, dropping `rx` makes the sender give it back.
         if self.rx.try_recv().is_ok() {
-            drop(Permit(self.limiter.clone()));
+            drop(self.limiter.permit(0, self.priority));
         }
     }
 }

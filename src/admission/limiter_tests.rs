@@ -9,9 +9,9 @@ const LONG: Duration = Duration::from_secs(30);
 #[tokio::test(start_paused = true)]
 async fn fast_path_then_queue_then_handoff() {
     let l = Limiter::new(1, 10);
-    let first = l.acquire(2, true, LONG).await.unwrap();
+    let first = l.acquire(2, LONG).await.unwrap();
     let l2 = l.clone();
-    let waiting = tokio::spawn(async move { l2.acquire(2, true, LONG).await.map(|_p| ()) });
+    let waiting = tokio::spawn(async move { l2.acquire(2, LONG).await.map(|_p| ()) });
     tokio::task::yield_now().await;
     assert_eq!(l.queued(), 1);
     drop(first);
@@ -22,7 +22,7 @@ async fn fast_path_then_queue_then_handoff() {
 #[tokio::test(start_paused = true)]
 async fn primary_is_served_before_earlier_normal_waiters() {
     let l = Limiter::new(1, 10);
-    let first = l.acquire(0, true, LONG).await.unwrap();
+    let first = l.acquire(0, LONG).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for (prio, name) in [
         (2, "normal-1"),
@@ -32,7 +32,7 @@ async fn primary_is_served_before_earlier_normal_waiters() {
     ] {
         let (l, tx) = (l.clone(), tx.clone());
         tokio::spawn(async move {
-            let p = l.acquire(prio, true, LONG).await.unwrap();
+            let p = l.acquire(prio, LONG).await.unwrap();
             tx.send(name).unwrap();
             tokio::time::sleep(Duration::from_millis(1)).await;
             drop(p);
@@ -50,20 +50,17 @@ async fn primary_is_served_before_earlier_normal_waiters() {
 #[tokio::test(start_paused = true)]
 async fn bounded_queue_and_timeout() {
     let l = Limiter::new(1, 1);
-    let _held = l.acquire(0, true, LONG).await.unwrap();
+    let _held = l.acquire(0, LONG).await.unwrap();
     assert!(
-        matches!(l.acquire(2, false, LONG).await, Err(Refused::Full)),
+        matches!(l.acquire(2, Duration::ZERO).await, Err(Refused::Full)),
         "no waiting allowed"
     );
     let l2 = l.clone();
-    let waiter = tokio::spawn(async move {
-        l2.acquire(2, true, Duration::from_millis(500))
-            .await
-            .map(|_| ())
-    });
+    let waiter =
+        tokio::spawn(async move { l2.acquire(2, Duration::from_millis(500)).await.map(|_| ()) });
     tokio::task::yield_now().await;
     assert!(
-        matches!(l.acquire(2, true, LONG).await, Err(Refused::Full)),
+        matches!(l.acquire(2, LONG).await, Err(Refused::Full)),
         "queue of 1 is full"
     );
     assert_eq!(waiter.await.unwrap(), Err(Refused::Timeout));
@@ -73,13 +70,13 @@ async fn bounded_queue_and_timeout() {
 #[tokio::test(start_paused = true)]
 async fn abandoned_waiters_leak_nothing() {
     let l = Limiter::new(2, 100);
-    let a = l.acquire(0, true, LONG).await.unwrap();
-    let b = l.acquire(0, true, LONG).await.unwrap();
+    let a = l.acquire(0, LONG).await.unwrap();
+    let b = l.acquire(0, LONG).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let l = l.clone();
         tasks.push(tokio::spawn(async move {
-            l.acquire(i % 3, true, LONG).await.map(|_| ())
+            l.acquire(i % 3, LONG).await.map(|_| ())
         }));
     }
     tokio::task::yield_now().await;
@@ -99,7 +96,7 @@ async fn abandoned_waiters_leak_nothing() {
 async fn raising_the_limit_serves_waiters() {
     let l = Limiter::new(0, 10);
     let l2 = l.clone();
-    let waiter = tokio::spawn(async move { l2.acquire(1, true, LONG).await.map(|_| ()) });
+    let waiter = tokio::spawn(async move { l2.acquire(1, LONG).await.map(|_| ()) });
     tokio::task::yield_now().await;
     l.set_limits(1, 10);
     waiter.await.unwrap().unwrap();
@@ -109,11 +106,14 @@ async fn raising_the_limit_serves_waiters() {
 async fn reserved_slots_are_for_the_primary_path_only() {
     let l = Limiter::new(3, 10);
     l.set_reserved(1);
-    let _a = l.acquire(2, true, LONG).await.unwrap();
-    let _b = l.acquire(1, true, LONG).await.unwrap();
+    let _a = l.acquire(2, LONG).await.unwrap();
+    let _b = l.acquire(1, LONG).await.unwrap();
     // Two slots taken by keep/normal: the third is reserved.
-    assert_eq!(l.acquire(2, false, LONG).await.err(), Some(Refused::Full));
-    let primary = l.acquire(0, false, LONG).await;
+    assert_eq!(
+        l.acquire(2, Duration::ZERO).await.err(),
+        Some(Refused::Full)
+    );
+    let primary = l.acquire(0, Duration::ZERO).await;
     assert!(
         primary.is_ok(),
         "the reserved slot goes to the primary path"
@@ -121,10 +121,53 @@ async fn reserved_slots_are_for_the_primary_path_only() {
     drop(primary);
     // Freed again: normal still cannot take the reserved slot from the queue.
     let l2 = l.clone();
-    let normal = tokio::spawn(async move {
-        l2.acquire(2, true, Duration::from_millis(100))
-            .await
-            .map(|_| ())
-    });
+    let normal =
+        tokio::spawn(async move { l2.acquire(2, Duration::from_millis(100)).await.map(|_| ()) });
     assert_eq!(normal.await.unwrap(), Err(Refused::Timeout));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_that_cannot_be_met_is_refused_at_once() {
+    let l = Limiter::new(1, 100);
+    let held = l.acquire(2, LONG).await.unwrap();
+    assert_eq!(held.depth(), 1);
+    // Pages get a slot every 10 ms: two waiters fit in 25 ms, a third not.
+    l.set_drain_rate(2, 100.0);
+    let max = Duration::from_millis(25);
+    let mut waiters = Vec::new();
+    for _ in 0..2 {
+        let l = l.clone();
+        waiters.push(tokio::spawn(
+            async move { l.acquire(2, max).await.map(|_| ()) },
+        ));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(l.queued(), 2);
+    let asked = tokio::time::Instant::now();
+    assert_eq!(l.acquire(2, max).await.err(), Some(Refused::Full));
+    assert_eq!(asked.elapsed(), Duration::ZERO, "refused without waiting");
+    // A download has nobody ahead of it in its own queue: it may wait.
+    let l2 = l.clone();
+    let primary = tokio::spawn(async move { l2.acquire(0, max).await.map(|p| p.depth()) });
+    tokio::task::yield_now().await;
+    assert_eq!(l.queued(), 3);
+    drop(held);
+    assert_eq!(primary.await.unwrap(), Ok(1), "the download went first");
+    // The pressure was counted: four requests found no free slot.
+    assert_eq!(l.take_pressure(), (1, 4));
+    for w in waiters {
+        w.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unknown_drain_rate_lets_requests_wait() {
+    let l = Limiter::new(1, 10);
+    let held = l.acquire(2, LONG).await.unwrap();
+    let l2 = l.clone();
+    let waiter = tokio::spawn(async move { l2.acquire(2, LONG).await.map(|p| p.depth()) });
+    tokio::task::yield_now().await;
+    assert_eq!(l.queued(), 1, "no measurement yet: no refusal on a guess");
+    drop(held);
+    assert_eq!(waiter.await.unwrap(), Ok(1));
 }

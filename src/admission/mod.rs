@@ -6,13 +6,18 @@
 //! - [`decide()`]: the pure per-request decision;
 //! - [`limiter`]: the cap on requests at the origin and lifeboat's own
 //!   priority queue behind it;
+//! - [`capacity`]: the pure controller that learns that cap from the
+//!   origin's time to first byte, and [`learn`], its samples and step;
 //! - [`ticker`]: the one background task that summarises the signals, drives
 //!   the machine and publishes the mode.
 //!
 //! The hot path reads the published mode with one atomic load. Nothing here
 //! awaits except waiting in the queue.
 
+pub mod capacity;
+pub mod clients;
 mod decide;
+pub mod learn;
 pub mod limiter;
 pub mod mode;
 pub mod signals;
@@ -22,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-pub use decide::{Decision, decide};
+pub use decide::{Decision, Wait, decide};
+pub use learn::{Capacity, Learn, Samples};
 pub use limiter::{Limiter, Permit, Refused};
 pub use mode::{Machine, Mode, Transition};
 pub use signals::{InFlight, InFlightGuard, Signals, Window};
@@ -52,6 +58,8 @@ pub struct Tally {
     pub served: [AtomicU64; 3],
     /// Apologies per reason (`ShedReason as usize`).
     pub shed: [AtomicU64; 7],
+    /// Dry run: apologies that would have been served, per reason.
+    pub would_shed: [AtomicU64; 7],
 }
 
 impl Tally {
@@ -66,6 +74,7 @@ impl Tally {
             requests: load(&self.requests),
             served: load(&self.served),
             shed: load(&self.shed),
+            would_shed: load(&self.would_shed),
         }
     }
 }
@@ -79,6 +88,8 @@ pub struct TallySnapshot {
     pub served: Vec<u64>,
     /// Per reason.
     pub shed: Vec<u64>,
+    /// Per reason (dry run).
+    pub would_shed: Vec<u64>,
 }
 
 impl TallySnapshot {
@@ -94,6 +105,7 @@ impl TallySnapshot {
             requests: sub(&self.requests, &earlier.requests),
             served: sub(&self.served, &earlier.served),
             shed: sub(&self.shed, &earlier.shed),
+            would_shed: sub(&self.would_shed, &earlier.would_shed),
         }
     }
 }
@@ -105,6 +117,9 @@ pub struct View {
     pub mode: Mode,
     /// Share of normal traffic admitted (the ramp).
     pub admit_fraction: f64,
+    /// Degraded by force (config or override): primary and keep only, in
+    /// the strict sense. In `auto`, degraded still fills the origin's room.
+    pub strict: bool,
 }
 
 /// State that lives for the whole process, across config reloads.
@@ -119,6 +134,12 @@ pub struct Admission {
     pub primary: Arc<Limiter>,
     /// Outcome counts.
     pub tally: Tally,
+    /// Origin TTFB samples for the learned limit.
+    pub samples: Samples,
+    /// The learned (or pinned) origin limit.
+    pub learn: Learn,
+    /// Apologies per client address (retry storms).
+    pub clients: clients::ClientBudget,
     view: AtomicU64,
     machine: Mutex<Machine>,
     since: Mutex<SystemTime>,
@@ -135,25 +156,31 @@ impl Admission {
             ModeSetting::Auto | ModeSetting::Normal => Mode::Normal,
         };
         let o = &config.origin;
+        let origin = Limiter::new(o.max_inflight.initial(), o.queue_max);
+        let samples = Samples::default();
+        let learn = Learn::new(config, &origin, &samples);
         let a = Admission {
             window: Window::new(config.shedding.window_secs),
             inflight: Arc::new(InFlight::default()),
-            origin: Limiter::new(o.max_inflight, o.queue_max),
+            origin,
             primary: Limiter::new(
                 config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
                 o.queue_max,
             ),
             tally: Tally::default(),
+            samples,
+            learn,
+            clients: clients::ClientBudget::default(),
             view: AtomicU64::new(0),
             machine: Mutex::new(Machine::new(mode, tokio::time::Instant::now())),
             since: Mutex::new(SystemTime::now()),
             changes: AtomicU64::new(0),
             rates: Mutex::new((None, None)),
         };
-        a.origin.set_reserved(o.primary_reserved);
         a.publish(View {
             mode,
             admit_fraction: if mode == Mode::Normal { 1.0 } else { 0.0 },
+            strict: mode == Mode::Degraded,
         });
         a
     }
@@ -161,7 +188,7 @@ impl Admission {
     /// The mode every request should see now.
     pub fn view(&self) -> View {
         let v = self.view.load(Ordering::Acquire);
-        let mode = match v >> 32 {
+        let mode = match (v >> 32) & 3 {
             1 => Mode::Degraded,
             2 => Mode::Recovering,
             _ => Mode::Normal,
@@ -169,6 +196,7 @@ impl Admission {
         View {
             mode,
             admit_fraction: f64::from(f32::from_bits(v as u32)),
+            strict: v >> 34 & 1 == 1,
         }
     }
 
@@ -179,7 +207,7 @@ impl Admission {
             Mode::Recovering => 2,
         };
         self.view.store(
-            mode << 32 | u64::from((v.admit_fraction as f32).to_bits()),
+            u64::from(v.strict) << 34 | mode << 32 | u64::from((v.admit_fraction as f32).to_bits()),
             Ordering::Release,
         );
     }
@@ -218,11 +246,16 @@ impl Admission {
     /// Applies new limits from a reloaded config.
     pub fn reconfigure(&self, config: &Config) {
         let o = &config.origin;
-        self.origin.set_limits(o.max_inflight, o.queue_max);
+        self.origin.set_limits(self.origin.limit(), o.queue_max);
+        self.learn.reconfigure(config, &self.origin, &self.samples);
         self.primary.set_limits(
             config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
             o.queue_max,
         );
-        self.origin.set_reserved(config.origin.primary_reserved);
+    }
+
+    /// The origin limit as shown to people.
+    pub fn capacity(&self) -> Capacity {
+        self.learn.capacity()
     }
 }

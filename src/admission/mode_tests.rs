@@ -13,6 +13,9 @@ fn cfg() -> Shedding {
         min_samples: 20,
         min_dwell: Duration::from_secs(5),
         primary_max_inflight: None,
+        fill_wait: Duration::from_millis(20),
+        dry_run: false,
+        client_budget: Some(50),
         enter: Enter {
             inflight: Some(100),
             ttfb_p95: Some(Duration::from_millis(800)),

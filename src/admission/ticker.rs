@@ -47,6 +47,20 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// Learns the origin's limit every [`super::learn::INTERVAL`], until the
+/// process ends: a task of its own, so the mode machine's `tick` does not
+/// slow the limit down.
+pub async fn learn(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(super::learn::INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = every.tick().await;
+        let rt = shared.runtime();
+        let a = &shared.admission;
+        a.learn.step(now, &rt.config, &a.origin, &a.samples);
+    }
+}
+
 /// One evaluation at `now`. Public for tests that drive time themselves.
 pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
     shared.expire_override(now);
@@ -73,6 +87,7 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
             View {
                 mode: machine.mode(),
                 admit_fraction: machine.admit_fraction(now, cfg),
+                strict: forced.is_some(),
             },
         )
     };
@@ -105,6 +120,7 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
             ttfb_p95_ms: t.signals.ttfb_p95.map(|d| d.as_millis() as u64),
             failure_rate: t.signals.failure_rate,
             queue_wait_p95_ms: t.signals.queue_wait_p95.map(|d| d.as_millis() as u64),
+            origin_limit: Some(admission.capacity().limit),
         });
     }
     transition
@@ -146,6 +162,8 @@ impl Reporter {
             inflight: shared.admission.inflight.total(),
             primary_success_rate: (primary > 0)
                 .then(|| d.served.get(p).copied().unwrap_or(0) as f64 / primary as f64),
+            origin_limit: shared.admission.capacity().limit,
+            origin_limit_learned: shared.admission.capacity().learned,
         });
         let every = shared.runtime().config.story.counters_every;
         if shared.admission.view().mode != Mode::Normal && now - self.counters_since >= every {
@@ -201,15 +219,17 @@ impl Reporter {
         let t = shared.admission.tally.snapshot();
         let d = t.since(&self.at_counters);
         let served = |c: RouteClass| d.served.get(c.index()).copied().unwrap_or(0);
-        let shed: BTreeMap<String, u64> = ShedReason::ALL
-            .iter()
-            .filter_map(|r| {
-                d.shed
-                    .get(*r as usize)
-                    .filter(|n| **n > 0)
-                    .map(|n| (r.as_str().to_string(), *n))
-            })
-            .collect();
+        let by_reason = |counts: &[u64]| -> BTreeMap<String, u64> {
+            ShedReason::ALL
+                .iter()
+                .filter_map(|r| {
+                    counts
+                        .get(*r as usize)
+                        .filter(|n| **n > 0)
+                        .map(|n| (r.as_str().to_string(), *n))
+                })
+                .collect()
+        };
         let min_samples = shared.runtime().config.shedding.min_samples;
         shared.events.emit(Event::Counters {
             mode: shared.admission.view().mode.as_str().into(),
@@ -217,7 +237,9 @@ impl Reporter {
             primary_served: served(RouteClass::Primary),
             keep_served: served(RouteClass::Keep),
             normal_served: served(RouteClass::Normal),
-            shed,
+            shed: by_reason(&d.shed),
+            would_shed: by_reason(&d.would_shed),
+            origin_limit: Some(shared.admission.capacity().limit),
             peak_inflight: self.peak_inflight,
             ttfb_p95_ms: shared
                 .admission

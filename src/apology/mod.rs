@@ -25,7 +25,8 @@ use crate::upstream::UpstreamError;
 /// `X-Lifeboat-Shed`, logs, metrics and the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShedReason {
-    /// Degraded mode: only the primary path is served.
+    /// Degraded mode: the primary path first; the rest only as far as the
+    /// origin has room (in `auto`), or not at all (forced).
     Degraded,
     /// Recovering: this request was outside the admitted share of the ramp.
     Ramp,
@@ -70,7 +71,7 @@ impl ShedReason {
     pub fn detail(self) -> &'static str {
         match self {
             ShedReason::Degraded => {
-                "The site is overloaded; only downloads are being served right now."
+                "The site is overloaded; downloads come first right now, and the rest only as far as the server has room."
             }
             ShedReason::Ramp => "The site is recovering and letting visitors back in gradually.",
             ShedReason::PrimaryBusy => "Downloads are busy; please retry in a few seconds.",
@@ -79,6 +80,18 @@ impl ShedReason {
             ShedReason::QueueFull => "Too many requests are waiting already.",
             ShedReason::QueueTimeout => "Your request waited too long for the server.",
         }
+    }
+
+    /// Whether this apology is for overload (and so charged to the
+    /// client's budget): not an origin failure, and not a download.
+    pub fn is_overload(self) -> bool {
+        matches!(
+            self,
+            ShedReason::Degraded
+                | ShedReason::Ramp
+                | ShedReason::QueueFull
+                | ShedReason::QueueTimeout
+        )
     }
 
     /// The reason for an origin-side failure, if it is one (a stalled
@@ -178,6 +191,32 @@ pub fn respond(pages: &Pages, reason: ShedReason, asked: Asked) -> Response<Resp
     h.insert("x-lifeboat-shed", HeaderValue::from_static(reason.as_str()));
     if let Some(e) = encoding {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    resp
+}
+
+const TOO_MANY: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Please wait before trying again</title></head>\
+<body><h1>Please wait before trying again</h1><p>We are overloaded, and your network has asked many times in the last few seconds. \
+Please wait for the time we said before trying again: it helps everyone get in sooner.</p></body></html>\n";
+
+/// The answer to a client over its apology budget: `429`, the same
+/// `Retry-After` as the apology, a short page, and the connection closed
+/// (on HTTP/1; `close`) so that every further try costs it a handshake.
+pub fn too_many(pages: &Pages, reason: ShedReason, close: bool) -> Response<ResponseBody> {
+    let retry = pages.retry_after + fastrand::u64(0..=pages.retry_jitter);
+    let mut resp = Response::new(ResponseBody::full(TOO_MANY.as_bytes()));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-lifeboat-shed", HeaderValue::from_static(reason.as_str()));
+    h.insert("x-lifeboat-budget", HeaderValue::from_static("exceeded"));
+    if close {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -126,13 +126,49 @@ pub struct Origin {
     pub host: HostHeader,
     /// Requests outstanding at the origin at most, in every mode; the rest
     /// wait in lifeboat's priority queue.
-    pub max_inflight: usize,
-    /// Of those, slots only the primary class may take.
-    pub primary_reserved: usize,
+    pub max_inflight: OriginLimit,
+    /// Of those, slots only the primary class may take (`None`: an eighth
+    /// of the limit, at least one when the limit is learned).
+    pub primary_reserved: Option<usize>,
     /// Requests waiting in lifeboat's queue at most.
     pub queue_max: usize,
     /// Longest wait in lifeboat's queue.
     pub queue_timeout: Duration,
+}
+
+/// How many requests the origin may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginLimit {
+    /// Learned from the origin's time to first byte, within bounds.
+    Auto {
+        /// Never below.
+        min: usize,
+        /// Never above.
+        max: usize,
+        /// Where learning starts.
+        initial: usize,
+    },
+    /// Pinned by the operator.
+    Fixed(usize),
+}
+
+impl OriginLimit {
+    /// The limit to apply before anything is learned.
+    pub fn initial(self) -> usize {
+        match self {
+            OriginLimit::Auto { initial, .. } => initial,
+            OriginLimit::Fixed(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for OriginLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginLimit::Auto { min, max, .. } => write!(f, "learned ({min} to {max})"),
+            OriginLimit::Fixed(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 /// Limits on the public side. Defaults are those of a cautious edge proxy.
@@ -234,6 +270,16 @@ pub struct Shedding {
     pub min_dwell: Duration,
     /// The primary class's own cap on requests at the origin.
     pub primary_max_inflight: Option<usize>,
+    /// In `auto` degraded mode (and for requests outside the ramp's share),
+    /// the longest a non-primary request may expect to wait for an origin
+    /// slot; one that would wait longer gets the apology at once.
+    pub fill_wait: Duration,
+    /// Decide everything, shed nothing: "would have shed" is counted and
+    /// journaled, and every request is proxied.
+    pub dry_run: bool,
+    /// Overload apologies a client address may receive per 10 s before it
+    /// gets a short `429` and its connection closed (`None`: no budget).
+    pub client_budget: Option<u32>,
     /// Conditions to enter degraded mode.
     pub enter: Enter,
     /// Conditions to leave it.

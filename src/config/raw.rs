@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::units::{ByteSize, Cidr, Duration};
+use super::units::{ByteSize, Cidr, Duration, LimitSetting};
 
 type S<T> = Option<Spanned<T>>;
 
@@ -68,7 +68,10 @@ pub struct RawOrigin {
     pub pool_max_idle: S<i64>,
     pub http2: Option<bool>,
     pub host: S<String>,
-    pub max_inflight: S<i64>,
+    pub max_inflight: S<LimitSetting>,
+    pub learn_min: S<i64>,
+    pub learn_max: S<i64>,
+    pub learn_initial: S<i64>,
     pub primary_reserved: S<i64>,
     pub queue_max: S<i64>,
     pub queue_timeout: S<Duration>,
@@ -120,6 +123,9 @@ pub struct RawShedding {
     pub min_samples: S<i64>,
     pub min_dwell: S<Duration>,
     pub primary_max_inflight: S<i64>,
+    pub fill_wait: S<Duration>,
+    pub client_budget: S<i64>,
+    pub dry_run: Option<bool>,
     pub enter: Option<Spanned<RawEnter>>,
     pub exit: Option<Spanned<RawExit>>,
 }

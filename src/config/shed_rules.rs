@@ -21,6 +21,14 @@ const WINDOW_SECS: i64 = 10;
 const MIN_SAMPLES: i64 = 20;
 /// No mode lasts less than 5 s: flapping confuses users and operators.
 const MIN_DWELL: Duration = Duration::from_secs(5);
+/// In auto degraded mode a page may wait 20 ms for an origin slot: a few
+/// requests' worth of queue keeps the origin busy between hand-offs, and a
+/// visitor who is refused is still told within a blink.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+/// A client address may be told "come back later" 50 times in 10 s: a
+/// browser fetching a page and its assets, or an office behind one NAT
+/// address, stays well within it; a client retrying every 50 ms does not.
+const CLIENT_BUDGET: i64 = 50;
 /// Enter levels, after the brief: 512 requests inside lifeboat, TTFB p95
 /// 800 ms, 20 % failures, 200 ms p95 queue wait; held for 2 s.
 const ENTER_INFLIGHT: i64 = 512;
@@ -28,11 +36,16 @@ const ENTER_TTFB: Duration = Duration::from_millis(800);
 const ENTER_FAILURES: f64 = 0.2;
 const ENTER_QUEUE_WAIT: Duration = Duration::from_millis(200);
 const ENTER_AFTER: Duration = Duration::from_secs(2);
-/// Leave when every signal is below 70 % of its enter level for 20 s, then
-/// ramp normal traffic from 10 % to 100 % over 30 s.
+/// Leave when every signal is below 70 % of its enter level, and the demand
+/// fits in 70 % of the capacity measured while saturated, for 5 s; then let
+/// normal traffic queue again, from 10 % to 100 % of it, over 5 s. Back to
+/// normal within about 12 s of the wave's end: degraded mode fills the
+/// origin anyway, so waiting longer only keeps the apology up, and the
+/// demand check (not a long wait) is what keeps a returning herd from
+/// knocking lifeboat over again.
 const EXIT_FRACTION: f64 = 0.7;
-const EXIT_AFTER: Duration = Duration::from_secs(20);
-const RAMP: Duration = Duration::from_secs(30);
+const EXIT_AFTER: Duration = Duration::from_secs(5);
+const RAMP: Duration = Duration::from_secs(5);
 const RAMP_START: f64 = 0.1;
 /// The page's default words and timing.
 const DEFAULT_TEMPLATE: &str = include_str!("../../config/apology.html");
@@ -151,6 +164,10 @@ pub(super) fn shedding(
             .map(|_| ctx.int(&s.primary_max_inflight, 0, (1, 100_000)))
             .transpose()?
             .map(|n| n as usize),
+        fill_wait: ctx.duration(&s.fill_wait, FILL_WAIT, (Duration::ZERO, secs(10)))?,
+        dry_run: s.dry_run.unwrap_or(false),
+        client_budget: Some(ctx.int(&s.client_budget, CLIENT_BUDGET, (0, 1_000_000))? as u32)
+            .filter(|n| *n > 0),
         enter,
         exit,
     })

@@ -230,3 +230,40 @@ mod tests {
         assert!("not-an-ip".parse::<Cidr>().is_err());
     }
 }
+
+/// `[origin] max_inflight`: a number of requests, or `"auto"` (learned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSetting {
+    /// Learned from the origin's time to first byte.
+    Auto,
+    /// Pinned by the operator.
+    Fixed(i64),
+}
+
+impl<'de> Deserialize<'de> for LimitSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = LimitSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"auto\" or a number of requests, like 64")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LimitSetting, E> {
+                Ok(LimitSetting::Fixed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LimitSetting, E> {
+                Ok(LimitSetting::Fixed(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LimitSetting, E> {
+                if v == "auto" {
+                    Ok(LimitSetting::Auto)
+                } else {
+                    Err(E::custom(format!(
+                        "expected \"auto\" or a number of requests, like 64, found \"{v}\""
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -13,9 +13,10 @@ use toml::de::DeTable;
 
 use super::error::{Source, explain_unknown_key};
 use super::raw::{RawConfig, RawLimits, RawListen, RawLog, RawOrigin, RawProxy, RawTls};
-use super::units;
+use super::units::{self, LimitSetting};
 use super::{
-    Config, ConfigError, HostHeader, Limits, Listen, Log, LogFormat, Origin, Proxy, Shutdown, Tls,
+    Config, ConfigError, HostHeader, Limits, Listen, Log, LogFormat, Origin, OriginLimit, Proxy,
+    Shutdown, Tls,
 };
 
 /// Plain listener when none is configured: loopback, so a fresh install
@@ -68,10 +69,16 @@ const BODY_RATE_GRACE: Duration = Duration::from_secs(20);
 /// tunnels; WebSocket clients ping well within it (browsers' libraries
 /// every 20-30 s).
 const TUNNEL_IDLE: Duration = Duration::from_secs(60);
-/// Requests at the origin at once: a typical app server has tens of
-/// workers; more than that only moves the queue into its listen backlog,
-/// where it can be neither prioritised nor shed.
-const MAX_INFLIGHT: i64 = 64;
+/// The learned origin limit never goes below 2: one request at the origin
+/// and one on its way keep even a single-worker origin busy.
+const LEARN_MIN: i64 = 2;
+/// ... nor above 1,024: more than any app server's workers, and a bound
+/// on what a wrong measurement can let through.
+const LEARN_MAX: i64 = 1024;
+/// It starts at 16, a small app server's worker count: low enough that the
+/// first wave meets a queue lifeboat can prioritise, and it grows by a
+/// tenth every 100 ms while the origin keeps up.
+const LEARN_INITIAL: i64 = 16;
 /// Requests waiting in lifeboat: a few seconds of a large site's traffic.
 const QUEUE_MAX: i64 = 2048;
 /// A queued request that has not reached the origin after 1 s gets the
@@ -339,7 +346,7 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
         })?),
     };
     let secs = |s| Duration::from_secs(s);
-    let max_inflight = ctx.int(&o.max_inflight, MAX_INFLIGHT, (1, 100_000))? as usize;
+    let max_inflight = origin_limit(ctx, o)?;
     Ok(Origin {
         scheme,
         authority,
@@ -362,18 +369,18 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
         http2: o.http2.unwrap_or(false),
         host,
         max_inflight,
-        primary_reserved: match &o.primary_reserved {
-            None => max_inflight / 8,
-            Some(v) if (0..max_inflight as i64).contains(v.get_ref()) => *v.get_ref() as usize,
-            Some(v) => {
+        primary_reserved: match (&o.primary_reserved, max_inflight) {
+            (None, _) => None,
+            (Some(v), OriginLimit::Fixed(n)) if !(0..n as i64).contains(v.get_ref()) => {
                 return Err(ctx.err(
                     v.span(),
                     format!(
-                        "must be at least 0 and less than max_inflight ({max_inflight}), found {}",
+                        "must be at least 0 and less than max_inflight ({n}), found {}",
                         v.get_ref()
                     ),
                 ));
             }
+            (Some(_), _) => Some(ctx.int(&o.primary_reserved, 0, (0, 100_000))? as usize),
         },
         queue_max: ctx.int(&o.queue_max, QUEUE_MAX, (0, 1_000_000))? as usize,
         queue_timeout: ctx.duration(
@@ -382,6 +389,36 @@ fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError
             (Duration::ZERO, secs(600)),
         )?,
     })
+}
+
+/// `max_inflight`: a number pins it; `"auto"` (the default) learns it
+/// within `learn_min`..=`learn_max`, starting at `learn_initial`.
+fn origin_limit(ctx: &Ctx<'_>, o: &RawOrigin) -> Result<OriginLimit, ConfigError> {
+    let learn_keys = [&o.learn_min, &o.learn_max, &o.learn_initial];
+    match o.max_inflight.as_ref().map(|v| (*v.get_ref(), v.span())) {
+        Some((LimitSetting::Fixed(n), span)) => {
+            if let Some(k) = learn_keys.iter().find_map(|k| k.as_ref()) {
+                return Err(ctx.err(
+                    k.span(),
+                    "learn_min, learn_max and learn_initial apply only with max_inflight = \"auto\"",
+                ));
+            }
+            if !(1..=100_000).contains(&n) {
+                return Err(ctx.err(span, format!("must be between 1 and 100000, found {n}")));
+            }
+            Ok(OriginLimit::Fixed(n as usize))
+        }
+        None | Some((LimitSetting::Auto, _)) => {
+            let min = ctx.int(&o.learn_min, LEARN_MIN, (1, 100_000))?;
+            let max = ctx.int(&o.learn_max, LEARN_MAX.max(min), (min, 100_000))?;
+            let initial = ctx.int(&o.learn_initial, LEARN_INITIAL.clamp(min, max), (min, max))?;
+            Ok(OriginLimit::Auto {
+                min: min as usize,
+                max: max as usize,
+                initial: initial as usize,
+            })
+        }
+    }
 }
 
 fn limits(ctx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {

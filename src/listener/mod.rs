@@ -165,7 +165,10 @@ impl Lifeboat {
         crate::telemetry::install();
         let shared = self.shared.clone();
         let rt = shared.runtime();
-        let mut tasks = vec![tokio::spawn(crate::admission::ticker::run(shared.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(crate::admission::ticker::run(shared.clone())),
+            tokio::spawn(crate::admission::ticker::learn(shared.clone())),
+        ];
         if let Some(rx) = shared.take_events() {
             let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
             let done = shared.events.done.clone();

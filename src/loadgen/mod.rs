@@ -79,9 +79,20 @@ struct Shared {
 
 /// Runs `plan`, calling `tick` once a second with the report so far; returns
 /// the report once every request has finished or timed out.
-pub async fn run(plan: Plan, mut tick: impl FnMut(&Report)) -> Report {
+pub async fn run(plan: Plan, tick: impl FnMut(&Report)) -> Report {
+    run_from(plan, None, tick).await
+}
+
+/// [`run`], with every connection made from the local address `from`
+/// (e.g. `127.0.0.2`: clients that lifeboat sees as another address).
+pub async fn run_from(
+    plan: Plan,
+    from: Option<std::net::IpAddr>,
+    mut tick: impl FnMut(&Report),
+) -> Report {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.set_local_address(from);
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(4096)
         .build(connector);

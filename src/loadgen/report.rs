@@ -91,6 +91,10 @@ pub struct Second {
     pub shed: u64,
     /// Timeouts and errors.
     pub failed: u64,
+    /// Non-primary requests (pages) sent.
+    pub pages_sent: u64,
+    /// Pages that succeeded.
+    pub pages_ok: u64,
 }
 
 /// Everything a run saw.
@@ -100,6 +104,9 @@ pub struct Report {
     pub paths: Vec<PathReport>,
     /// Per second of intended send time.
     pub seconds: Vec<Second>,
+    /// Time until the apology, for every request that got one, µs: how
+    /// fast a refused visitor is told.
+    pub refused: Histogram<u64>,
 }
 
 impl Report {
@@ -117,6 +124,7 @@ impl Report {
         Report {
             paths,
             seconds: Vec::new(),
+            refused: latency_histogram(),
         }
     }
 
@@ -133,8 +141,14 @@ impl Report {
         };
         *p.outcomes.entry(outcome.label()).or_default() += 1;
         p.retries += u64::from(retry);
-        if let (Outcome::Ok, Some(l)) = (outcome, latency) {
-            let _ = p.latency.record((l.as_micros() as u64).max(1));
+        match (outcome, latency) {
+            (Outcome::Ok, Some(l)) => {
+                let _ = p.latency.record((l.as_micros() as u64).max(1));
+            }
+            (Outcome::Shed(..), Some(l)) => {
+                let _ = self.refused.record((l.as_micros() as u64).max(1));
+            }
+            _ => {}
         }
         let s = second.max(0.0) as usize;
         if self.seconds.len() <= s {
@@ -150,6 +164,9 @@ impl Report {
         if p.primary {
             sec.primary_sent += 1;
             sec.primary_ok += u64::from(*outcome == Outcome::Ok);
+        } else {
+            sec.pages_sent += 1;
+            sec.pages_ok += u64::from(*outcome == Outcome::Ok);
         }
     }
 
@@ -168,6 +185,16 @@ impl Report {
             }
         }
         merged
+    }
+
+    /// Time to the apology at quantile `q`, ms (0 when nobody was refused).
+    pub fn refused_ms(&self, q: f64) -> f64 {
+        self.refused.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Pages (non-primary) that succeeded.
+    pub fn pages_ok(&self) -> u64 {
+        self.seconds.iter().map(|s| s.pages_ok).sum()
     }
 
     /// Outcomes of the non-primary paths, merged.

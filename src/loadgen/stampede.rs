@@ -97,13 +97,27 @@ pub fn mix() -> Vec<Target> {
     ]
 }
 
-/// lifeboat in front of the scenario's origin, tuned for a wave that lasts
-/// seconds rather than hours (the thresholds a release day would use, with
-/// shorter exit and ramp times so a run fits in a minute).
+/// How lifeboat is set up in front of the scenario's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// The documented defaults: no capacity told, the limit is learned.
+    Defaults,
+    /// The operator pinned `max_inflight` to this (the origin's 4 workers
+    /// is the right guess), one slot kept for downloads.
+    HandSet(usize),
+    /// Thresholds tuned for a wave of seconds rather than minutes (enter
+    /// after 1 s, exit after 3 s, a 4 s ramp), the limit still learned: the
+    /// tests use it so a run fits in a few seconds.
+    Quick,
+}
+
+/// lifeboat in front of the scenario's origin: the site's routes and
+/// words, and `setup` for the rest.
 pub fn lifeboat_config(
     origin_url: &str,
     listen: &str,
     journal: Option<&std::path::Path>,
+    setup: Setup,
 ) -> String {
     let journal = journal.map_or(String::new(), |p| {
         format!(
@@ -111,33 +125,24 @@ pub fn lifeboat_config(
             p.display().to_string()
         )
     });
+    let tuning = match setup {
+        Setup::Defaults => String::new(),
+        Setup::HandSet(n) => format!("max_inflight = {n}\nprimary_reserved = 1\n"),
+        Setup::Quick => String::new(),
+    };
+    let shedding = match setup {
+        Setup::Quick => QUICK,
+        _ => "",
+    };
     format!(
         r#"[listen]
 http = "{listen}"
 
 [origin]
 url = "{origin_url}"
-max_inflight = 4
-primary_reserved = 1       # one of the four workers is always free for a download
-queue_timeout = "1s"
 ttfb_timeout = "10s"
-
-[shedding]
-mode = "auto"
-tick = "100ms"
-window = "4s"
-min_dwell = "2s"
-
-[shedding.enter]
-ttfb_p95 = "400ms"
-queue_wait_p95 = "150ms"
-after = "1s"
-
-[shedding.exit]
-after = "3s"
-ramp = "4s"
-ramp_start = 0.2
-
+{tuning}
+{shedding}
 [[route]]
 name = "downloads"
 match = "/download/*"
@@ -162,3 +167,21 @@ access = false
 {journal}"#
     )
 }
+
+/// `Setup::Quick`'s thresholds.
+const QUICK: &str = r#"[shedding]
+mode = "auto"
+tick = "100ms"
+window = "4s"
+min_dwell = "2s"
+
+[shedding.enter]
+ttfb_p95 = "400ms"
+queue_wait_p95 = "150ms"
+after = "1s"
+
+[shedding.exit]
+after = "3s"
+ramp = "4s"
+ramp_start = 0.2
+"#;

@@ -73,6 +73,34 @@ struct State {
     workers: Semaphore,
     pattern: Bytes,
     served: AtomicU64,
+    /// Service times are multiplied by this (f64 bits): 2.0 is an origin
+    /// at half speed.
+    slowdown: AtomicU64,
+    /// Time workers were really held (timer slack included), µs, and how
+    /// many times: [pages, downloads].
+    held_us: [AtomicU64; 2],
+    holds: [AtomicU64; 2],
+}
+
+/// Changes a running origin's speed (a database that slows down mid-wave).
+#[derive(Clone)]
+pub struct Speed(Arc<State>);
+
+impl Speed {
+    /// Every service time from now on is `factor` times the configured one.
+    pub fn slow_down(&self, factor: f64) {
+        self.0.slowdown.store(factor.to_bits(), Ordering::Relaxed);
+    }
+
+    /// How long a page and a download really held a worker so far, on
+    /// average (ms): what the origin's capacity is made of.
+    pub fn mean_hold_ms(&self) -> (f64, f64) {
+        let mean = |i: usize| {
+            let n = self.0.holds[i].load(Ordering::Relaxed).max(1);
+            self.0.held_us[i].load(Ordering::Relaxed) as f64 / n as f64 / 1000.0
+        };
+        (mean(0), mean(1))
+    }
 }
 
 /// A bound simulated origin.
@@ -93,6 +121,9 @@ impl SimOrigin {
             config,
             pattern: Bytes::from(pattern),
             served: AtomicU64::new(0),
+            slowdown: AtomicU64::new(1.0f64.to_bits()),
+            held_us: Default::default(),
+            holds: Default::default(),
         });
         Ok(SimOrigin { listener, state })
     }
@@ -100,6 +131,11 @@ impl SimOrigin {
     /// The bound address.
     pub fn addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// A handle that changes the origin's speed while it runs.
+    pub fn speed(&self) -> Speed {
+        Speed(self.state.clone())
     }
 
     /// Serves forever (until the task is dropped).
@@ -131,14 +167,19 @@ async fn handle(
     }
     // Hold a worker for the service time, queueing (unboundedly) for one.
     // (A zero service time means an origin with no modelled cost: benches.)
-    let cost = if path.starts_with("/download/") {
+    let download = usize::from(path.starts_with("/download/"));
+    let cost = if download == 1 {
         state.config.download_service_time
     } else {
         state.config.service_time
     };
+    let cost = cost.mul_f64(f64::from_bits(state.slowdown.load(Ordering::Relaxed)));
     if !cost.is_zero() {
         let permit = state.workers.acquire().await;
+        let held = std::time::Instant::now();
         tokio::time::sleep(cost).await;
+        state.held_us[download].fetch_add(held.elapsed().as_micros() as u64, Ordering::Relaxed);
+        state.holds[download].fetch_add(1, Ordering::Relaxed);
         drop(permit);
     }
     state.served.fetch_add(1, Ordering::Relaxed);

@@ -66,6 +66,9 @@ pub enum Event {
         failure_rate: Option<f64>,
         /// Queue wait p95, ms.
         queue_wait_p95_ms: Option<u64>,
+        /// The origin's limit (learned or pinned) at that moment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin_limit: Option<usize>,
     },
     /// An operator forced a mode.
     OverrideSet {
@@ -118,6 +121,13 @@ pub enum Event {
         peak_inflight: usize,
         /// Origin TTFB p95 at the end of the period, ms.
         ttfb_p95_ms: Option<u64>,
+        /// The origin's limit (learned or pinned) at the end of the period.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin_limit: Option<usize>,
+        /// Dry run: requests that would have been given the apology, by
+        /// reason (every one was proxied).
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        would_shed: std::collections::BTreeMap<String, u64>,
     },
 }
 

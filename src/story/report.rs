@@ -30,10 +30,28 @@ pub struct Episode {
     pub primary_served: u64,
     /// Requests given the apology, by reason.
     pub shed: BTreeMap<String, u64>,
+    /// Pages (and other non-primary requests) the origin answered: what
+    /// clearing the boards kept serving.
+    pub others_served: u64,
+    /// Dry run: requests that would have got the apology, by reason.
+    pub would_shed: BTreeMap<String, u64>,
+    /// The origin's limit (learned or pinned), lowest and highest recorded.
+    pub origin_limit: Option<(usize, usize)>,
     /// Overrides, messages and reloads during the episode.
     pub operator_actions: Vec<String>,
     /// Every event, in order, as `time — what`.
     pub timeline: Vec<String>,
+}
+
+impl Episode {
+    fn note_limit(&mut self, limit: Option<usize>) {
+        if let Some(l) = limit {
+            self.origin_limit = Some(
+                self.origin_limit
+                    .map_or((l, l), |(lo, hi)| (lo.min(l), hi.max(l))),
+            );
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Option<SystemTime> {
@@ -69,6 +87,16 @@ fn describe(e: &Event) -> String {
         Event::Counters {
             primary_served,
             shed,
+            would_shed,
+            ..
+        } if !would_shed.is_empty() => format!(
+            "counters: {primary_served} downloads served, {} shed, {} would have been shed (dry run)",
+            shed.values().sum::<u64>(),
+            would_shed.values().sum::<u64>()
+        ),
+        Event::Counters {
+            primary_served,
+            shed,
             ..
         } => {
             format!(
@@ -100,6 +128,7 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                 cause,
                 inflight,
                 ttfb_p95_ms,
+                origin_limit,
                 ..
             } => {
                 if from == "normal" && current.is_none() {
@@ -112,6 +141,7 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                 if let Some(ep) = current.as_mut() {
                     ep.peak_inflight = ep.peak_inflight.max(*inflight);
                     ep.peak_ttfb_p95_ms = ep.peak_ttfb_p95_ms.max(*ttfb_p95_ms);
+                    ep.note_limit(*origin_limit);
                     ep.timeline.push(line);
                     if to == "normal" {
                         ep.end = Some(r.at.clone());
@@ -128,9 +158,13 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
             Event::Counters {
                 mode,
                 primary_served,
+                keep_served,
+                normal_served,
                 shed,
+                would_shed,
                 peak_inflight,
                 ttfb_p95_ms,
+                origin_limit,
                 ..
             } => {
                 let closing = just_ended && mode == "normal";
@@ -142,9 +176,14 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                 };
                 if let Some(ep) = target {
                     ep.primary_served += primary_served;
+                    ep.others_served += keep_served + normal_served;
                     for (reason, n) in shed {
                         *ep.shed.entry(reason.clone()).or_default() += n;
                     }
+                    for (reason, n) in would_shed {
+                        *ep.would_shed.entry(reason.clone()).or_default() += n;
+                    }
+                    ep.note_limit(*origin_limit);
                     ep.peak_inflight = ep.peak_inflight.max(*peak_inflight);
                     ep.peak_ttfb_p95_ms = ep.peak_ttfb_p95_ms.max(*ttfb_p95_ms);
                 }
@@ -208,12 +247,22 @@ pub fn markdown(episodes: &[Episode]) -> String {
             .map_or("Until the end of the journal".to_string(), |d| {
                 format!("For {}", human(Duration::from_secs_f64(d)))
             });
-        let _ = writeln!(
-            s,
-            "{how_long}, lifeboat kept the downloads running ({} served) and answered {} other requests with the apology.\n",
-            thousands(ep.primary_served),
-            thousands(shed_total)
-        );
+        let would: u64 = ep.would_shed.values().sum();
+        if would > 0 {
+            let _ = writeln!(
+                s,
+                "{how_long}, lifeboat ran in dry run: it would have answered {} requests with the apology, and proxied every one of them.\n",
+                thousands(would)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{how_long}, lifeboat kept the downloads running ({} served), kept the origin busy with {} other requests, and answered {} with the apology.\n",
+                thousands(ep.primary_served),
+                thousands(ep.others_served),
+                thousands(shed_total)
+            );
+        }
         let _ = writeln!(s, "| | |\n|---|---|");
         let _ = writeln!(s, "| Started | {} |", ep.start);
         let _ = writeln!(
@@ -234,7 +283,20 @@ pub fn markdown(episodes: &[Episode]) -> String {
             ep.peak_ttfb_p95_ms
                 .map_or("n/a".into(), |ms| format!("{ms} ms"))
         );
+        if let Some((lo, hi)) = ep.origin_limit {
+            let range = if lo == hi {
+                format!("{lo}")
+            } else {
+                format!("{lo} to {hi}")
+            };
+            let _ = writeln!(s, "| Origin limit (requests at once) | {range} |");
+        }
         let _ = writeln!(s, "| Downloads served | {} |", thousands(ep.primary_served));
+        let _ = writeln!(
+            s,
+            "| Other requests served | {} |",
+            thousands(ep.others_served)
+        );
         let _ = writeln!(s, "| Requests shed | {} |", thousands(shed_total));
         if !ep.shed.is_empty() {
             let by: Vec<String> = ep
@@ -243,6 +305,14 @@ pub fn markdown(episodes: &[Episode]) -> String {
                 .map(|(r, n)| format!("{r}: {}", thousands(*n)))
                 .collect();
             let _ = writeln!(s, "| Shed by reason | {} |", by.join(", "));
+        }
+        if would > 0 {
+            let by: Vec<String> = ep
+                .would_shed
+                .iter()
+                .map(|(r, n)| format!("{r}: {}", thousands(*n)))
+                .collect();
+            let _ = writeln!(s, "| Would have shed (dry run) | {} |", by.join(", "));
         }
         s.push('\n');
         if !ep.operator_actions.is_empty() {

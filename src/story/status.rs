@@ -48,6 +48,11 @@ pub struct Numbers {
     pub inflight: usize,
     /// Share of primary requests answered by the origin (not shed, no 5xx).
     pub primary_success_rate: Option<f64>,
+    /// Requests the origin is given at once: learned from its own latency
+    /// (or pinned by the config).
+    pub origin_limit: usize,
+    /// Whether `origin_limit` is learned.
+    pub origin_limit_learned: bool,
 }
 
 /// The rendered endpoint.

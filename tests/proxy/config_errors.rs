@@ -56,6 +56,45 @@ fn wrong_type() {
 }
 
 #[test]
+fn origin_limit_is_a_number_or_auto() {
+    let d = diagnose(&format!("{ORIGIN}max_inflight = \"lots\"\n"));
+    assert_eq!((d.line, d.column), (3, 16));
+    assert_eq!(d.key.as_deref(), Some("origin.max_inflight"));
+    assert!(
+        d.message
+            .contains("expected \"auto\" or a number of requests, like 64, found \"lots\""),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!("{ORIGIN}max_inflight = 0\n"));
+    assert!(d.message.contains("between 1 and 100000"), "{}", d.message);
+    let d = diagnose(&format!("{ORIGIN}max_inflight = 8\nlearn_max = 100\n"));
+    assert_eq!((d.line, d.key.as_deref()), (4, Some("origin.learn_max")));
+    assert!(
+        d.message.contains("only with max_inflight = \"auto\""),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!("{ORIGIN}learn_min = 50\nlearn_max = 10\n"));
+    assert_eq!(d.key.as_deref(), Some("origin.learn_max"));
+    assert!(d.message.contains("between 50 and 100000"), "{}", d.message);
+    let c = config::from_str(
+        &format!("{ORIGIN}max_inflight = \"auto\"\nlearn_max = 64\n"),
+        "ok.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        c.origin.max_inflight,
+        config::OriginLimit::Auto {
+            min: 2,
+            max: 64,
+            initial: 16
+        }
+    );
+}
+
+#[test]
 fn bad_duration_and_size() {
     let d = diagnose(&format!("{ORIGIN}connect_timeout = \"4 parsecs\"\n"));
     assert_eq!((d.line, d.column), (3, 19));
@@ -160,6 +199,17 @@ fn the_reference_config_is_valid() {
     let c = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.limits.max_header_size, 32 * 1024);
     assert_eq!(c.limits.max_connections, 10_000);
+    assert_eq!(
+        c.origin.max_inflight,
+        config::OriginLimit::Auto {
+            min: 2,
+            max: 1024,
+            initial: 16
+        },
+        "the reference file states the defaults"
+    );
+    assert_eq!(c.shedding.client_budget, Some(50));
+    assert_eq!(c.shedding.exit.after, std::time::Duration::from_secs(5));
 }
 
 #[test]

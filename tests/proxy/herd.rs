@@ -26,10 +26,11 @@ async fn scenario(retry_after: u64, jitter: u64) -> Running {
         .unwrap();
     let url = format!("http://{}", origin.addr().unwrap());
     tokio::spawn(origin.run());
-    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None).replace(
-        "[apology]\n",
-        &format!("[apology]\nretry_after = \"{retry_after}s\"\nretry_jitter = \"{jitter}s\"\n"),
-    );
+    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None, stampede::Setup::Quick)
+        .replace(
+            "[apology]\n",
+            &format!("[apology]\nretry_after = \"{retry_after}s\"\nretry_jitter = \"{jitter}s\"\n"),
+        );
     let config =
         ::lifeboat::config::from_str(&text, "herd.toml", std::path::Path::new(".")).unwrap();
     start_config(config).await
@@ -152,5 +153,64 @@ async fn a_herd_honouring_retry_after_does_not_knock_it_over_again() {
         report.primary().unwrap().success_rate() >= 0.99,
         "{}",
         summary(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_clients_inside_their_retry_after_do_not_take_the_downloads() {
+    let _heavy = crate::support::heavy().await;
+    let lb = scenario(60, 30).await;
+    let capacity = stampede::origin().capacity();
+    // Ordinary visitors (and every download) from 127.0.0.1: three times
+    // the origin's capacity, gone when refused.
+    let visitors = Plan {
+        base: format!("http://{}", lb.addr()),
+        mix: stampede::mix(),
+        rate: Box::new(move |_| 3.0 * capacity),
+        duration: Duration::from_secs(6),
+        timeout: Duration::from_secs(10),
+        retry: Retry::Never,
+    };
+    // Greedy clients from 127.0.0.2: a hundred new ones a second, each
+    // retrying every 50 ms whatever it was told: hundreds at once by the end.
+    let page = |path: &str| ::lifeboat::loadgen::Target {
+        path: path.into(),
+        weight: 1,
+        primary: false,
+    };
+    let greedy = Plan {
+        base: format!("http://{}", lb.addr()),
+        mix: vec![page("/news"), page("/docs")],
+        rate: Box::new(|_| 100.0),
+        duration: Duration::from_secs(6),
+        timeout: Duration::from_secs(10),
+        retry: Retry::Ignore(Duration::from_millis(50)),
+    };
+    let from = std::net::IpAddr::from([127, 0, 0, 2]);
+    let greedy = tokio::spawn(loadgen::run_from(greedy, Some(from), |_| {}));
+    let visitors = loadgen::run(visitors, |_| {}).await;
+    let greedy = greedy.await.unwrap();
+    let exceeded = lb
+        .shared
+        .admission
+        .clients
+        .exceeded
+        .load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "greedy: {} retries, {exceeded} answered over budget; visitors: {}",
+        retries(&greedy),
+        summary(&visitors)
+    );
+    assert!(
+        retries(&greedy) > 2000,
+        "no storm: {} retries",
+        retries(&greedy)
+    );
+    assert!(exceeded > 1000, "the budget never bit: {exceeded}");
+    let primary = visitors.primary().unwrap();
+    assert!(
+        primary.success_rate() >= 0.99,
+        "downloads failed beside greedy clients: {}",
+        summary(&visitors)
     );
 }

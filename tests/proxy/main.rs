@@ -8,8 +8,10 @@
 mod support;
 
 mod admin_limits;
+mod admission;
 mod config_errors;
 mod control;
+mod demo;
 mod exhaustion;
 mod external;
 mod failures;

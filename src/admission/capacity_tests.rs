@@ -1,0 +1,244 @@
+//! Unit tests of the capacity learner, included from `capacity.rs` under
+//! `#[cfg(test)]`, against a synthetic origin: `workers` FIFO workers, a
+//! service time per class, and demand that either saturates lifeboat's
+//! limit or keeps a fixed number of requests in flight.
+
+use super::*;
+
+/// A FIFO origin with a fixed number of workers.
+#[derive(Clone, Copy)]
+struct Origin {
+    workers: f64,
+    /// Per class (primary, keep, normal), ms.
+    service_ms: [f64; 3],
+    /// Share of completed requests per class.
+    mix: [f64; 3],
+}
+
+const PAGES: Origin = Origin {
+    workers: 4.0,
+    service_ms: [2.0, 5.0, 20.0],
+    mix: [0.0, 0.0, 1.0],
+};
+
+/// Half the answers are 2 ms downloads, half 20 ms pages.
+const MIXED: Origin = Origin {
+    mix: [0.5, 0.0, 0.5],
+    ..PAGES
+};
+
+impl Origin {
+    /// One interval with `depth` requests at the origin (the limit when
+    /// `pressed`): every request sent meets `depth - 1` ahead of it.
+    fn interval(&self, l: &Learner, depth: usize, low_mark: usize, pressed: bool) -> Interval {
+        let mean_ms: f64 = (0..3).map(|c| self.mix[c] * self.service_ms[c]).sum();
+        let busy = (depth as f64).min(self.workers);
+        let completed = busy / (mean_ms / 1000.0) * INTERVAL.as_secs_f64();
+        let wait_ms = (depth as f64 - self.workers).max(0.0) * mean_ms / self.workers;
+        let mut s = Interval {
+            peak: depth,
+            pressed: u64::from(pressed),
+            ..Interval::default()
+        };
+        for c in 0..3 {
+            let count = (completed * self.mix[c]).round() as u64;
+            let ttfb_us = ((self.service_ms[c] + wait_ms) * 1000.0) as u64;
+            let acc = Acc {
+                sum_us: count * ttfb_us.min(l.cap_us(c)),
+                count,
+            };
+            s.all[c] = acc;
+            if depth <= low_mark {
+                s.low[c] = acc;
+            }
+        }
+        s
+    }
+}
+
+const BOUNDS: Bounds = Bounds {
+    min: 2,
+    max: 1000,
+    initial: 16,
+};
+
+/// Runs `secs` of intervals; `demand(t)` is `None` for a saturating wave,
+/// or the number of requests the site keeps in flight. Returns the limits.
+fn drive(
+    l: &mut Learner,
+    now: &mut Instant,
+    secs: f64,
+    origin: impl Fn(f64) -> Origin,
+    demand: impl Fn(f64) -> Option<usize>,
+) -> Vec<usize> {
+    let mut limits = Vec::new();
+    let mut step = l.current();
+    let steps = (secs / INTERVAL.as_secs_f64()).round() as usize;
+    for i in 0..steps {
+        let t = i as f64 * INTERVAL.as_secs_f64();
+        let (depth, pressed) = match demand(t) {
+            None => (step.limit, true),
+            Some(d) => (d.min(step.limit), d > step.limit),
+        };
+        let s = origin(t).interval(l, depth, step.low_mark, pressed);
+        *now += INTERVAL;
+        step = l.step(*now, &s);
+        limits.push(step.learned);
+    }
+    limits
+}
+
+fn warm(origin: Origin) -> (Learner, Instant) {
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    // A quiet site first: one or two requests at a time.
+    drive(&mut l, &mut now, 3.0, |_| origin, |_| Some(2));
+    (l, now)
+}
+
+fn within(limits: &[usize], lo: usize, hi: usize) -> bool {
+    limits.iter().all(|l| (lo..=hi).contains(l))
+}
+
+#[test]
+fn a_wave_finds_the_workers_and_holds_them() {
+    let (mut l, mut now) = warm(PAGES);
+    assert_eq!(l.learned(), 16, "a quiet site changes nothing");
+    let limits = drive(&mut l, &mut now, 30.0, |_| PAGES, |_| None);
+    // Within a second: the four workers plus at most one queued each side.
+    assert!(within(&limits[10..], 4, 6), "{limits:?}");
+}
+
+#[test]
+fn mixed_fast_and_slow_requests_do_not_collapse_the_limit() {
+    let (mut l, mut now) = warm(MIXED);
+    let limits = drive(&mut l, &mut now, 30.0, |_| MIXED, |_| None);
+    assert!(within(&limits[10..], 4, 6), "{limits:?}");
+}
+
+#[test]
+fn a_large_origin_is_found_and_kept_near_its_size() {
+    let big = Origin {
+        workers: 64.0,
+        ..PAGES
+    };
+    let (mut l, mut now) = warm(big);
+    let limits = drive(&mut l, &mut now, 30.0, |_| big, |_| None);
+    // From 16 to 64 workers within 5 s, and no more than half again above.
+    assert!(within(&limits[50..], 64, 96), "{limits:?}");
+}
+
+#[test]
+fn an_origin_at_half_speed_keeps_its_limit_after_a_few_seconds() {
+    // Each page takes twice as long from t = 10 s: same workers, so the
+    // same limit is right; the baseline must follow, not pin the limit low.
+    let (mut l, mut now) = warm(PAGES);
+    let slow = Origin {
+        service_ms: [4.0, 10.0, 40.0],
+        ..PAGES
+    };
+    let at = |t: f64| if t < 10.0 { PAGES } else { slow };
+    let limits = drive(&mut l, &mut now, 30.0, at, |_| None);
+    assert!(within(&limits[130..], 4, 6), "{limits:?}");
+    // The dip while the baseline is re-measured is short: the workers stay
+    // busy 95 % of the time after the change.
+    let busy: f64 = limits[100..]
+        .iter()
+        .map(|l| (*l as f64).min(4.0) / 4.0)
+        .sum();
+    assert!(busy / 200.0 >= 0.95, "{busy} of 200: {limits:?}");
+}
+
+#[test]
+fn an_origin_that_loses_half_its_workers_gets_half_the_limit() {
+    let (mut l, mut now) = warm(PAGES);
+    let half = Origin {
+        workers: 2.0,
+        ..PAGES
+    };
+    let at = |t: f64| if t < 10.0 { PAGES } else { half };
+    let limits = drive(&mut l, &mut now, 30.0, at, |_| None);
+    assert!(within(&limits[130..], 2, 3), "{limits:?}");
+}
+
+#[test]
+fn an_origin_that_recovers_gets_its_limit_back() {
+    // Half speed while learning, full speed from t = 10 s: a stale, high
+    // baseline must not let the limit run away.
+    let slow = Origin {
+        service_ms: [4.0, 10.0, 40.0],
+        ..PAGES
+    };
+    let (mut l, mut now) = warm(slow);
+    let at = |t: f64| if t < 10.0 { slow } else { PAGES };
+    let limits = drive(&mut l, &mut now, 30.0, at, |_| None);
+    assert!(within(&limits[170..], 4, 6), "{limits:?}");
+}
+
+#[test]
+fn a_quiet_slow_site_does_not_drive_the_limit_down() {
+    let (mut l, mut now) = warm(PAGES);
+    // The origin becomes five times slower on its own while two requests
+    // are in flight: lifeboat is not the cause, and cutting would not help.
+    let slow = Origin {
+        service_ms: [10.0, 25.0, 100.0],
+        ..PAGES
+    };
+    let limits = drive(&mut l, &mut now, 10.0, |_| slow, |_| Some(2));
+    assert!(limits.iter().all(|l| *l == 16), "{limits:?}");
+}
+
+#[test]
+fn one_slow_request_weighs_little() {
+    let (mut l, mut now) = warm(PAGES);
+    drive(&mut l, &mut now, 5.0, |_| PAGES, |_| None);
+    let before = l.learned();
+    // Twenty ordinary answers and one of ten seconds, at the learned limit.
+    let mut s = PAGES.interval(&l, before, 1, true);
+    s.all[2].count += 1;
+    s.all[2].sum_us += 10_000_000u64.min(l.cap_us(2));
+    now += INTERVAL;
+    let step = l.step(now, &s);
+    assert!(step.learned >= before, "{before} -> {}", step.learned);
+}
+
+#[test]
+fn a_cold_start_in_the_middle_of_a_wave_learns_quickly() {
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    let limits = drive(&mut l, &mut now, 10.0, |_| PAGES, |_| None);
+    assert!(within(&limits[20..], 4, 6), "{limits:?}");
+}
+
+#[test]
+fn bounds_hold() {
+    let tight = Bounds {
+        min: 8,
+        max: 10,
+        initial: 50,
+    };
+    let mut now = Instant::now();
+    let mut l = Learner::new(tight, now);
+    assert_eq!(l.learned(), 10);
+    drive(&mut l, &mut now, 1.0, |_| PAGES, |_| Some(1));
+    let limits = drive(&mut l, &mut now, 10.0, |_| PAGES, |_| None);
+    assert!(within(&limits, 8, 10), "{limits:?}");
+    let step = l.current();
+    assert!(step.limit >= 8, "a probe never goes below the floor");
+}
+
+#[test]
+fn probes_are_short_and_rare() {
+    let (mut l, mut now) = warm(PAGES);
+    let mut probing = 0;
+    let mut step = l.current();
+    for _ in 0..300 {
+        let s = PAGES.interval(&l, step.limit, step.low_mark, true);
+        now += INTERVAL;
+        step = l.step(now, &s);
+        probing += usize::from(step.probing);
+    }
+    // 30 s at the limit: a probe of two intervals every 5 s at most, plus
+    // the first measurement.
+    assert!(probing <= 2 * 8, "{probing} intervals of 300 spent probing");
+}
