@@ -51,9 +51,10 @@ def panel(top, title, ticks, left_label, lines, right=None):
     parts.append(f'<text x="14" y="{top + PH / 2:.0f}" transform="rotate(-90 14 {top + PH / 2:.0f})" text-anchor="middle" fill="#555">{left_label}</text>')
     offered = " ".join(f"{x(i):.1f},{y(int(r['offered']) / max_offered):.1f}" for i, r in enumerate(rows))
     parts.append(f'<polyline points="{offered}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
-    for key, scale, colour, dash in lines:
+    for key, scale, colour, width, dash in lines:
         pts = [f"{x(i):.1f},{y(num(r, key) / scale):.1f}" for i, r in enumerate(rows) if num(r, key) is not None]
-        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{colour}" stroke-width="2.5"{dash}/>')
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="{colour}" stroke-width="{width}"{dashed}/>')
     if right:
         for v in range(0, max_limit + 1, max(1, max_limit // 4)):
             parts.append(f'<text x="{L + pw + 6}" y="{y(v / max_limit) + 4:.1f}" fill="#2e7d32">{v}</text>')
@@ -64,13 +65,13 @@ def panel(top, title, ticks, left_label, lines, right=None):
 
 panel(T + 14, "Downloads that succeeded, per second",
       [(v, f"{int(v * 100)}%") for v in (0, 0.25, 0.5, 0.75, 1.0)], "downloads ok",
-      [("direct_primary_success", 1.0, "#c0392b", ""), ("lifeboat_primary_success", 1.0, "#1e6fd9", "")])
+      [("direct_primary_success", 1.0, "#c0392b", 2.5, ""), ("lifeboat_primary_success", 1.0, "#1e6fd9", 2.5, "")])
 top2 = T + 14 + PH + GAP
 panel(top2, "Pages served per second, and the origin limit lifeboat learned",
       [(v / max_pages, str(v)) for v in range(0, max_pages + 1, max(50, max_pages // 4 // 50 * 50))], "pages/s",
-      [("direct_pages_ok", max_pages, "#c0392b", ""), ("lifeboat_pages_ok", max_pages, "#1e6fd9", ""),
-       ("half_pages_ok", max_pages, "#8e44ad", ' stroke-dasharray="6 3"'),
-       ("lifeboat_limit", max_limit, "#2e7d32", ' stroke-width="1.5"'), ("half_limit", max_limit, "#2e7d32", ' stroke-dasharray="2 2"')],
+      [("direct_pages_ok", max_pages, "#c0392b", 2.5, ""), ("lifeboat_pages_ok", max_pages, "#1e6fd9", 2.5, ""),
+       ("half_pages_ok", max_pages, "#8e44ad", 2.5, "6 3"),
+       ("lifeboat_limit", max_limit, "#2e7d32", 1.5, ""), ("half_limit", max_limit, "#2e7d32", 1.5, "2 2")],
       right="learned limit")
 ly = H - 18
 legend = [("#1e6fd9", "lifeboat, defaults"), ("#8e44ad", "origin at half speed from 10 s"), ("#c0392b", "straight at the origin"),

@@ -68,6 +68,16 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// A probe lasts this many intervals: the first lets the origin drain to
 /// the probe's depth, the second measures.
 pub const PROBE_INTERVALS: u32 = 2;
+/// ... and up to this many more while a class that has traffic still has
+/// fewer than [`MIN_PROBE_SAMPLES`] baseline samples (a slow page at a
+/// small probe limit completes only once or twice in 100 ms).
+pub const PROBE_EXTRA: u32 = 3;
+/// A probe's samples are trusted from two on: each met nothing queued.
+const MIN_PROBE_SAMPLES: u64 = 2;
+/// Intervals are gathered into one decision for up to 1 s when they hold
+/// fewer than [`MIN_SAMPLES`] answers: an origin of 20 pages a second, or
+/// one held at a small limit, still gets decisions, never a frozen limit.
+pub const GATHER: Duration = Duration::from_secs(1);
 
 /// Bounds on the learned limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +100,11 @@ pub struct Acc {
 }
 
 impl Acc {
+    fn add(&mut self, other: &Acc) {
+        self.sum_us += other.sum_us;
+        self.count += other.count;
+    }
+
     fn mean_us(&self) -> Option<f64> {
         (self.count > 0).then(|| self.sum_us as f64 / self.count as f64)
     }
@@ -108,6 +123,20 @@ pub struct Interval {
     pub peak: usize,
     /// Requests that found no free slot (queued or refused).
     pub pressed: u64,
+}
+
+impl Interval {
+    /// Adds `other` to this one: sums, the higher peak.
+    fn absorb(&mut self, other: &Interval) {
+        for (a, b) in self.all.iter_mut().zip(&other.all) {
+            a.add(b);
+        }
+        for (a, b) in self.low.iter_mut().zip(&other.low) {
+            a.add(b);
+        }
+        self.peak = self.peak.max(other.peak);
+        self.pressed += other.pressed;
+    }
 }
 
 /// What the learner says after a step.
@@ -133,10 +162,16 @@ pub struct Learner {
     limit: f64,
     /// Per class, µs: TTFB with nothing queued ahead.
     baseline: [Option<f64>; 3],
-    /// When a baseline was last measured.
-    measured: Instant,
-    /// Intervals of probe left.
+    /// Per class: when its baseline was last measured.
+    measured: [Instant; 3],
+    /// Intervals of probe left, and extra ones already granted.
     probe_left: u32,
+    probe_extra: u32,
+    /// The probe's baseline samples so far, per class.
+    probe_acc: [Acc; 3],
+    /// Intervals gathered for the next decision, and since when.
+    pending: Interval,
+    pending_since: Instant,
     /// The probe's limit.
     probe_to: usize,
     decreases_in_a_row: u32,
@@ -149,8 +184,12 @@ impl Learner {
             bounds,
             limit: bounds.initial.clamp(bounds.min, bounds.max) as f64,
             baseline: [None; 3],
-            measured: now,
+            measured: [now; 3],
             probe_left: 0,
+            probe_extra: 0,
+            probe_acc: [Acc::default(); 3],
+            pending: Interval::default(),
+            pending_since: now,
             probe_to: bounds.min,
             decreases_in_a_row: 0,
         }
@@ -215,14 +254,25 @@ impl Learner {
     }
 
     /// Takes one interval's observations at `now`; returns what to apply.
+    /// Intervals with too few samples to decide on (a slow origin, a small
+    /// limit) are gathered until there are enough, for up to [`GATHER`].
     pub fn step(&mut self, now: Instant, s: &Interval) -> Step {
-        let probing = self.probe_left > 0;
-        self.learn_baselines(now, s, probing);
-        let ratio = self.ratio(s);
-        if probing {
-            self.probe_left -= 1;
+        if self.probe_left > 0 {
+            let ratio = self.ratio(s);
+            self.probe_step(now, s);
+            self.pending = Interval::default();
+            self.pending_since = now;
             return self.step_result(ratio);
         }
+        self.pending.absorb(s);
+        let samples: u64 = self.pending.all.iter().map(|a| a.count).sum();
+        if samples < MIN_SAMPLES && now.saturating_duration_since(self.pending_since) < GATHER {
+            return self.step_result(None);
+        }
+        let s = &std::mem::take(&mut self.pending);
+        self.pending_since = now;
+        let ratio = self.ratio(s);
+        self.learn_passively(now, s);
         let low_mark = self.low_mark();
         let pressed = s.pressed > 0 || s.peak + 1 >= self.learned();
         match ratio {
@@ -244,10 +294,13 @@ impl Learner {
             }
             _ => self.decreases_in_a_row = 0,
         }
-        // Pressed with no baseline at all (a wave met a cold start) or an
-        // old one: measure it.
+        // Pressed with no baseline at all (a wave met a cold start), or
+        // with an old one for a class that has traffic: measure it.
         let unknown = self.baseline.iter().all(Option::is_none);
-        if pressed && (unknown || now.saturating_duration_since(self.measured) >= PROBE_EVERY) {
+        let old = (0..3).any(|c| {
+            s.all[c].count > 0 && now.saturating_duration_since(self.measured[c]) >= PROBE_EVERY
+        });
+        if pressed && (unknown || old) {
             self.start_probe();
         }
         self.step_result(ratio)
@@ -263,20 +316,49 @@ impl Learner {
             ((self.limit / 2.0).floor() as usize).max(self.bounds.min)
         };
         self.probe_left = PROBE_INTERVALS;
+        self.probe_extra = 0;
+        self.probe_acc = [Acc::default(); 3];
         self.decreases_in_a_row = 0;
     }
 
-    fn learn_baselines(&mut self, now: Instant, s: &Interval, probing: bool) {
+    /// Outside probes: an interval with enough baseline samples in a class
+    /// moves its baseline part of the way.
+    fn learn_passively(&mut self, now: Instant, s: &Interval) {
         for (class, low) in s.low.iter().enumerate() {
             let Some(mean) = low.mean_us().filter(|_| low.count >= MIN_LOW_SAMPLES) else {
                 continue;
             };
             let b = &mut self.baseline[class];
-            *b = Some(match *b {
-                Some(old) if !probing => old + BASELINE_EMA * (mean - old),
-                _ => mean,
-            });
-            self.measured = now;
+            *b = Some(b.map_or(mean, |old| old + BASELINE_EMA * (mean - old)));
+            self.measured[class] = now;
+        }
+    }
+
+    /// During a probe: gather its baseline samples; at its end, each class
+    /// with enough of them gets the probe's mean as its baseline (it met
+    /// nothing queued: authoritative). A class with traffic but too few
+    /// samples extends the probe, a few intervals at most.
+    fn probe_step(&mut self, now: Instant, s: &Interval) {
+        for (acc, low) in self.probe_acc.iter_mut().zip(&s.low) {
+            acc.add(low);
+        }
+        self.probe_left -= 1;
+        if self.probe_left > 0 {
+            return;
+        }
+        let short =
+            (0..3).any(|c| s.all[c].count > 0 && self.probe_acc[c].count < MIN_PROBE_SAMPLES);
+        if short && self.probe_extra < PROBE_EXTRA {
+            self.probe_extra += 1;
+            self.probe_left = 1;
+            return;
+        }
+        for class in 0..3 {
+            let acc = self.probe_acc[class];
+            if let Some(mean) = acc.mean_us().filter(|_| acc.count >= MIN_PROBE_SAMPLES) {
+                self.baseline[class] = Some(mean);
+                self.measured[class] = now;
+            }
         }
     }
 

@@ -242,3 +242,26 @@ fn probes_are_short_and_rare() {
     // the first measurement.
     assert!(probing <= 2 * 8, "{probing} intervals of 300 spent probing");
 }
+
+#[test]
+fn a_slow_page_is_measured_again_even_at_a_small_probe_limit() {
+    // 50 ms pages beside 2 ms downloads: at a probe's depth a page
+    // completes once or twice per interval, too few for one interval.
+    let slow_pages = Origin {
+        service_ms: [2.0, 5.0, 50.0],
+        ..MIXED
+    };
+    let slower = Origin {
+        service_ms: [4.0, 10.0, 100.0],
+        ..MIXED
+    };
+    let (mut l, mut now) = warm(slow_pages);
+    let at = |t: f64| if t < 10.0 { slow_pages } else { slower };
+    let limits = drive(&mut l, &mut now, 30.0, at, |_| None);
+    assert!(within(&limits[200..], 4, 6), "{limits:?} {l:?}");
+    let page = l.baseline(2).map(|b| b.as_millis());
+    assert!(
+        page.is_some_and(|ms| (95..=110).contains(&ms)),
+        "the page baseline followed the origin: {page:?}"
+    );
+}
