@@ -240,10 +240,18 @@ impl Shared {
         {
             restart.push("journal and webhooks");
         }
+        // A message changed in the file is the operator speaking (a
+        // ConfigMap edit reaches every pod): it replaces the live one. An
+        // unchanged one leaves a message posted since through the admin API.
+        let new_message = (old.config.apology.message != config.apology.message)
+            .then(|| config.apology.message.clone());
         self.admission.reconfigure(&config);
         self.current.store(Arc::new(Runtime::new(config)));
         self.generation.fetch_add(1, Ordering::Relaxed);
-        self.rerender_pages();
+        match new_message {
+            Some(text) => self.set_message(&text),
+            None => self.rerender_pages(),
+        }
         NeedsRestart(restart)
     }
 

@@ -26,6 +26,13 @@ const RATE_SECONDS: u64 = 3;
 /// Rates over less than this are too noisy to act on.
 const MIN_RATE_SPAN: Duration = Duration::from_millis(400);
 
+/// `x` with `digits` decimals: journal numbers people read
+/// (`4.777`, not `4.7774019469999995`).
+fn round_to(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
 /// Runs until the process ends.
 pub async fn run(shared: Arc<Shared>) {
     let mut last_second = Instant::now();
@@ -118,7 +125,7 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
             cause: t.cause.clone(),
             inflight: t.signals.inflight,
             ttfb_p95_ms: t.signals.ttfb_p95.map(|d| d.as_millis() as u64),
-            failure_rate: t.signals.failure_rate,
+            failure_rate: t.signals.failure_rate.map(|r| round_to(r, 4)),
             queue_wait_p95_ms: t.signals.queue_wait_p95.map(|d| d.as_millis() as u64),
             origin_limit: Some(admission.capacity().limit),
         });
@@ -233,7 +240,7 @@ impl Reporter {
         let min_samples = shared.runtime().config.shedding.min_samples;
         shared.events.emit(Event::Counters {
             mode: shared.admission.view().mode.as_str().into(),
-            seconds: (now - self.counters_since).as_secs_f64(),
+            seconds: round_to((now - self.counters_since).as_secs_f64(), 3),
             primary_served: served(RouteClass::Primary),
             keep_served: served(RouteClass::Keep),
             normal_served: served(RouteClass::Normal),

@@ -37,7 +37,11 @@ pub struct Episode {
     pub would_shed: BTreeMap<String, u64>,
     /// The origin's limit (learned or pinned), lowest and highest recorded.
     pub origin_limit: Option<(usize, usize)>,
-    /// Overrides, messages and reloads during the episode.
+    /// The operator's message to visitors during the episode (the last one
+    /// set before it ended), if any.
+    pub message: Option<String>,
+    /// Overrides, messages and reloads during the episode, and those set in
+    /// the minute before it opened (they usually led into it).
     pub operator_actions: Vec<String>,
     /// Every event, in order, as `time — what`.
     pub timeline: Vec<String>,
@@ -107,10 +111,19 @@ fn describe(e: &Event) -> String {
     }
 }
 
+/// Operator actions this close before an episode opened belong to it: an
+/// override and a message are posted a moment before the mode changes.
+const LEAD_IN: Duration = Duration::from_secs(60);
+
 /// Splits a journal into episodes, optionally only those after `since`.
 pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
     let mut out: Vec<Episode> = Vec::new();
     let mut current: Option<Episode> = None;
+    // Outside episodes: the operator's recent actions, the last override's
+    // reason and the message in force.
+    let mut lead_in: Vec<(Option<SystemTime>, String)> = Vec::new();
+    let mut override_reason: Option<String> = None;
+    let mut message: Option<String> = None;
     // The counters that close an episode are written just after the return
     // to normal; they still belong to it.
     let mut just_ended = false;
@@ -132,9 +145,26 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                 ..
             } => {
                 if from == "normal" && current.is_none() {
+                    let opened = parse_time(&r.at);
+                    let led_in: Vec<String> = lead_in
+                        .drain(..)
+                        .filter(|(at, _)| {
+                            at.zip(opened).is_some_and(|(a, o)| {
+                                o.duration_since(a).is_ok_and(|d| d <= LEAD_IN)
+                            })
+                        })
+                        .map(|(_, line)| line)
+                        .collect();
+                    let trigger = match (&override_reason, cause.contains("operator override")) {
+                        (Some(why), true) => format!("operator override: {why}"),
+                        _ => cause.clone(),
+                    };
                     current = Some(Episode {
                         start: r.at.clone(),
-                        trigger: cause.clone(),
+                        trigger,
+                        message: message.clone(),
+                        operator_actions: led_in.clone(),
+                        timeline: led_in,
                         ..Episode::default()
                     });
                 }
@@ -193,9 +223,27 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
             | Event::Message { .. }
             | Event::ReloadAccepted { .. }
             | Event::ReloadRejected { .. } => {
-                if let Some(ep) = current.as_mut() {
-                    ep.operator_actions.push(line.clone());
-                    ep.timeline.push(line);
+                match &r.event {
+                    Event::OverrideSet { reason, .. } => override_reason = Some(reason.clone()),
+                    Event::Message { text } => {
+                        message = Some(text.clone()).filter(|t| !t.is_empty());
+                    }
+                    _ => {}
+                }
+                match current.as_mut() {
+                    Some(ep) => {
+                        if let Event::Message { .. } = r.event {
+                            ep.message = message.clone();
+                        }
+                        ep.operator_actions.push(line.clone());
+                        ep.timeline.push(line);
+                    }
+                    None => {
+                        lead_in.push((parse_time(&r.at), line));
+                        if lead_in.len() > 32 {
+                            lead_in.remove(0);
+                        }
+                    }
                 }
             }
             Event::Started { .. } | Event::Stopped => {
@@ -276,6 +324,9 @@ pub fn markdown(episodes: &[Episode]) -> String {
             let _ = writeln!(s, "| Duration | {} |", human(Duration::from_secs_f64(d)));
         }
         let _ = writeln!(s, "| Trigger | {} |", ep.trigger);
+        if let Some(m) = &ep.message {
+            let _ = writeln!(s, "| Message to visitors | \"{}\" |", m.replace('|', "\\|"));
+        }
         let _ = writeln!(s, "| Peak in-flight | {} |", ep.peak_inflight);
         let _ = writeln!(
             s,
@@ -334,4 +385,99 @@ pub fn markdown(episodes: &[Episode]) -> String {
 /// The report as JSON.
 pub fn json(episodes: &[Episode]) -> String {
     serde_json::to_string_pretty(&serde_json::json!({ "episodes": episodes })).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64, event: Event) -> Record {
+        let t =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + Duration::from_millis(ms);
+        Record {
+            at: humantime::format_rfc3339_millis(t).to_string(),
+            event,
+        }
+    }
+
+    fn changed(from: &str, to: &str, cause: &str) -> Event {
+        Event::ModeChanged {
+            from: from.into(),
+            to: to.into(),
+            cause: cause.into(),
+            inflight: 3,
+            ttfb_p95_ms: None,
+            failure_rate: None,
+            queue_wait_p95_ms: None,
+            origin_limit: Some(5),
+        }
+    }
+
+    #[test]
+    fn the_operators_words_lead_into_the_episode_they_opened() {
+        let records = vec![
+            at(
+                0,
+                Event::Message {
+                    text: "an old note".into(),
+                },
+            ),
+            at(
+                120_000,
+                Event::Message {
+                    text: "Mirrors at 20:00".into(),
+                },
+            ),
+            at(
+                120_004,
+                Event::OverrideSet {
+                    mode: "degraded".into(),
+                    ttl: Some("30m".into()),
+                    reason: "drill".into(),
+                },
+            ),
+            at(120_009, changed("normal", "degraded", "operator override")),
+            at(
+                125_000,
+                Event::OverrideSet {
+                    mode: "auto".into(),
+                    ttl: None,
+                    reason: "drill over".into(),
+                },
+            ),
+            at(125_001, changed("degraded", "normal", "operator override")),
+        ];
+        let eps = episodes(&records, None);
+        assert_eq!(eps.len(), 1);
+        let ep = &eps[0];
+        assert_eq!(ep.trigger, "operator override: drill");
+        assert_eq!(ep.message.as_deref(), Some("Mirrors at 20:00"));
+        let actions = ep.operator_actions.join("\n");
+        assert!(
+            actions.contains("operator message: \"Mirrors at 20:00\""),
+            "{actions}"
+        );
+        assert!(
+            actions.contains("operator forced mode degraded for 30m: drill"),
+            "{actions}"
+        );
+        assert!(actions.contains("drill over"), "{actions}");
+        assert!(
+            !actions.contains("an old note"),
+            "two minutes before is not a lead-in: {actions}"
+        );
+        let md = markdown(&eps);
+        assert!(
+            md.contains("| Trigger | operator override: drill |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Message to visitors | \"Mirrors at 20:00\" |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Origin limit (requests at once) | 5 |"),
+            "{md}"
+        );
+    }
 }

@@ -275,6 +275,66 @@ async fn tls_certificates_reload_with_the_config() {
     );
 }
 
+/// `[apology] message` in the file is the operator's words too: a changed
+/// one reaches the apology and the status page on reload (a ConfigMap edit
+/// is how a fleet hears one message); an unchanged one leaves a message
+/// posted since through the admin API alone.
+#[tokio::test]
+async fn a_message_changed_in_the_file_applies_on_reload() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lifeboat.toml");
+    let with = |text: &str| {
+        lifeboat(&origin)
+            .set("reload.watch", "false")
+            .set("shedding.mode", "\"degraded\"")
+            .set("apology.message", &format!("\"{text}\""))
+    };
+    let lb = with("Mirrors are on their way.")
+        .start_from_file(&file)
+        .await;
+    let admin = lb.admin.unwrap();
+    let page = || async {
+        client()
+            .get(lb.url("/news"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(page().await.contains("Mirrors are on their way."));
+    let reload = || async {
+        let r = client()
+            .post(format!("http://{admin}/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    };
+
+    std::fs::write(&file, with("Next update at 20:00 UTC.").toml()).unwrap();
+    reload().await;
+    let text = page().await;
+    assert!(text.contains("Next update at 20:00 UTC."), "{text}");
+    assert!(!text.contains("Mirrors are on their way."));
+    assert_eq!(lb.shared.message(), "Next update at 20:00 UTC.");
+
+    // A message posted live survives a reload that leaves the file's alone.
+    let r = client()
+        .post(format!("http://{admin}/message"))
+        .json(&serde_json::json!({"text": "Posted live."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let unchanged = with("Next update at 20:00 UTC.").set("proxy.via", "\"other\"");
+    std::fs::write(&file, unchanged.toml()).unwrap();
+    reload().await;
+    assert!(page().await.contains("Posted live."));
+}
+
 /// Hardening item 9: hundreds of SIGHUP reloads, a third of them broken
 /// files, with TLS certificates reloaded each time, under load: no request
 /// fails, and neither fds nor RSS grow once warm.
