@@ -8,7 +8,7 @@
 //! | `GET /readyz` | 200 while serving, 503 once draining |
 //! | `GET /mode` | mode, since, override, signals |
 //! | `POST /mode` | `{"mode": "degraded"\|"normal"\|"auto", "ttl": "30m", "reason": "…"}` |
-//! | `POST /message` | `{"text": "…"}`: the live message on the apology and status pages |
+//! | `POST /message` | `{"text": "…", "stage": "identified", "signed": "…"}`: the live message on the apology page, and an incident update on the status page (stage and signature optional) |
 //! | `GET /config` | the effective configuration, secrets redacted |
 //! | `POST /reload` | re-read the config file |
 //!
@@ -159,9 +159,20 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
         },
         (Method::POST, "/message") => match body::<MessageRequest>(shared, req).await {
+            Ok(m) if m.stage.as_deref().is_some_and(|s| !STAGES.contains(&s)) => error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "stage must be one of {}, found \"{}\"",
+                    STAGES.join(", "),
+                    m.stage.unwrap_or_default()
+                ),
+            ),
             Ok(m) => {
-                shared.set_message(&m.text);
-                json_reply(StatusCode::OK, json!({ "message": m.text }))
+                shared.post_update(&m.text, m.stage.as_deref(), m.signed.as_deref());
+                json_reply(
+                    StatusCode::OK,
+                    json!({ "message": m.text, "stage": m.stage, "signed": m.signed }),
+                )
             }
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
         },
@@ -251,7 +262,14 @@ struct ModeRequest {
 #[serde(deny_unknown_fields)]
 struct MessageRequest {
     text: String,
+    /// investigating, identified, monitoring or resolved.
+    stage: Option<String>,
+    /// Who signs it (default: the apology page's signature).
+    signed: Option<String>,
 }
+
+/// Statuspage's incident stages, in order.
+pub const STAGES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
 
 fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
     let mode = match m.mode.as_str() {

@@ -23,7 +23,8 @@ use tokio::time::Instant;
 use crate::admission::{Admission, Mode};
 use crate::apology::{Context, Pages};
 use crate::config::Config;
-use crate::story::status::{Numbers, Status, StatusPages};
+use crate::story::journal;
+use crate::story::status::{Inputs, Numbers, Status, StatusPages};
 use crate::story::{Event, EventSink, Record};
 use crate::upstream::Upstream;
 
@@ -91,18 +92,28 @@ impl Shared {
         let message = config.apology.message.clone();
         let pages = render_pages(&config, admission.since(), &message);
         let capacity = admission.capacity();
-        let status = Status::new(
-            admission.view().mode.as_str(),
-            admission.since(),
-            None,
-            Numbers {
+        let (events, rx) = EventSink::new();
+        // The status page's updates, timeline and history survive a
+        // restart: they are in the journal.
+        if let Some(path) = config.story.journal.as_deref() {
+            events
+                .history
+                .seed(journal::read_recent(path), SystemTime::now());
+        }
+        let status = Status::build(Inputs {
+            mode: admission.view().mode.as_str(),
+            since: admission.since(),
+            message: None,
+            numbers: Numbers {
                 origin_limit: capacity.limit,
                 origin_limit_learned: capacity.learned,
                 ..Numbers::default()
             },
-        )
+            records: &events.history.snapshot(),
+            signed: &config.apology.signed,
+            now: SystemTime::now(),
+        })
         .render();
-        let (events, rx) = EventSink::new();
         let handshakes = config
             .listen
             .https
@@ -155,12 +166,25 @@ impl Shared {
 
     /// Sets the operator's message: on the apology page at once, journaled.
     pub fn set_message(&self, text: &str) {
+        self.post_update(text, None, None);
+    }
+
+    /// Sets the operator's message as an incident update, with its stage
+    /// (investigating, identified, monitoring, resolved) and signature:
+    /// on the apology page at once, journaled, listed on the status page.
+    pub fn post_update(&self, text: &str, stage: Option<&str>, signed: Option<&str>) {
         if let Ok(mut m) = self.message.lock() {
             *m = (text.to_string(), SystemTime::now());
         }
         self.rerender_pages();
+        let signed = signed.map_or_else(
+            || self.runtime().config.apology.signed.clone(),
+            str::to_string,
+        );
         self.events.emit(Event::Message {
             text: text.to_string(),
+            stage: stage.map(str::to_string),
+            signed: Some(signed),
         });
     }
 
@@ -263,12 +287,16 @@ impl Shared {
     /// Renders the status pages from `numbers` (the ticker, once a second).
     pub fn render_status(&self, numbers: Numbers) {
         let (text, at) = self.message_with_time();
-        let status = Status::new(
-            self.admission.view().mode.as_str(),
-            self.admission.since(),
-            Some((&text, at)),
+        let rt = self.runtime();
+        let status = Status::build(Inputs {
+            mode: self.admission.view().mode.as_str(),
+            since: self.admission.since(),
+            message: Some((&text, at)),
             numbers,
-        );
+            records: &self.events.history.snapshot(),
+            signed: &rt.config.apology.signed,
+            now: SystemTime::now(),
+        });
         self.status.store(Arc::new(status.render()));
     }
 

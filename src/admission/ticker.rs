@@ -21,6 +21,8 @@ use crate::runtime::Shared;
 use crate::story::Event;
 use crate::story::status::Numbers;
 
+/// The status page's numbers are averaged over the last minute.
+const STATUS_SECONDS: usize = 60;
 /// Seconds over which arrival and throughput rates are averaged.
 const RATE_SECONDS: u64 = 3;
 /// Rates over less than this are too noisy to act on.
@@ -136,7 +138,8 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
 /// Bookkeeping beside the machine: rates (every tick), status numbers and
 /// journaled counters (every second).
 struct Reporter {
-    last: TallySnapshot,
+    /// One snapshot a second for the last minute: the status page's numbers.
+    minute: std::collections::VecDeque<TallySnapshot>,
     /// Snapshots of the last few seconds, one per tick, for arrival and
     /// throughput rates.
     history: std::collections::VecDeque<(Instant, TallySnapshot)>,
@@ -149,7 +152,7 @@ impl Reporter {
     fn new(shared: &Shared) -> Self {
         let t = shared.admission.tally.snapshot();
         Reporter {
-            last: t.clone(),
+            minute: std::collections::VecDeque::from([t.clone()]),
             history: std::collections::VecDeque::new(),
             at_counters: t,
             counters_since: Instant::now(),
@@ -159,13 +162,23 @@ impl Reporter {
 
     fn second(&mut self, shared: &Shared, now: Instant) {
         let t = shared.admission.tally.snapshot();
-        let d = t.since(&self.last);
-        self.last = t.clone();
+        // The status page averages over the last minute: a burst a few
+        // seconds ago is not a zero, and one second is not a trend.
+        self.minute.push_back(t.clone());
+        while self.minute.len() > STATUS_SECONDS + 1 {
+            self.minute.pop_front();
+        }
+        let span = (self.minute.len() - 1).max(1) as u64;
+        let d = self
+            .minute
+            .front()
+            .map_or_else(TallySnapshot::default, |first| t.since(first));
         let p = RouteClass::Primary.index();
         let primary = d.requests.get(p).copied().unwrap_or(0);
         shared.render_status(Numbers {
-            requests_per_s: d.requests.iter().sum::<u64>() as f64,
-            shed_per_s: d.shed.iter().sum::<u64>() as f64,
+            requests_per_s: d.requests.iter().sum::<u64>() as f64 / span as f64,
+            shed_per_s: d.shed.iter().sum::<u64>() as f64 / span as f64,
+            window_s: span,
             inflight: shared.admission.inflight.total(),
             primary_success_rate: (primary > 0)
                 .then(|| d.served.get(p).copied().unwrap_or(0) as f64 / primary as f64),

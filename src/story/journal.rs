@@ -52,6 +52,45 @@ async fn append(path: &Path, record: &Record) -> std::io::Result<()> {
     f.flush().await
 }
 
+/// The most of a journal read back at start, from its end: a day of a busy
+/// incident (counters every 10 s) is well under a megabyte.
+pub const RECENT_BYTES: u64 = 4 << 20;
+
+/// The last records of a journal, for the status page at start: only a
+/// regular file (never `/dev/full` or a FIFO), at most its last
+/// [`RECENT_BYTES`], lines that do not parse skipped. Never fails: no
+/// journal is an empty story.
+pub fn read_recent(path: &Path) -> Vec<Record> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let Ok(meta) = f.metadata() else {
+        return Vec::new();
+    };
+    if !meta.is_file() {
+        return Vec::new();
+    }
+    let from = meta.len().saturating_sub(RECENT_BYTES);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err()
+        || f.take(RECENT_BYTES).read_to_end(&mut bytes).is_err()
+    {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A read that starts mid-file starts mid-line: skip that line.
+    let whole = if from > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    whole
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// Reads a journal file; unreadable lines are reported with their number.
 pub fn read(path: &Path) -> Result<Vec<Record>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -11,9 +11,11 @@
 //! - [`status`]: the public status endpoint, rendered once a second;
 //! - [`webhook`]: POSTs on mode changes and overrides.
 
+pub mod history;
 pub mod journal;
 pub mod report;
 pub mod status;
+mod status_page;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +90,13 @@ pub enum Event {
     Message {
         /// The new text ("" clears it).
         text: String,
+        /// Where the incident stands: investigating, identified,
+        /// monitoring or resolved (Statuspage's stages), if said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+        /// Who signs it (default: the apology page's signature).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<String>,
     },
     /// A new configuration was accepted.
     ReloadAccepted {
@@ -143,6 +152,8 @@ impl Record {
 
 /// Where events go: a bounded queue to the writer task.
 pub struct EventSink {
+    /// The last day of events, in memory, for the status page.
+    pub history: history::History,
     tx: mpsc::Sender<Record>,
     dropped: AtomicU64,
     sent: AtomicU64,
@@ -155,6 +166,7 @@ impl EventSink {
     pub fn new() -> (Self, mpsc::Receiver<Record>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let sink = EventSink {
+            history: history::History::default(),
             tx,
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
@@ -165,7 +177,9 @@ impl EventSink {
 
     /// Queues an event; never waits. A full queue drops it (and counts it).
     pub fn emit(&self, event: Event) {
-        if self.tx.try_send(Record::now(event)).is_ok() {
+        let record = Record::now(event);
+        self.history.push(record.clone());
+        if self.tx.try_send(record).is_ok() {
             self.sent.fetch_add(1, Ordering::Relaxed);
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);

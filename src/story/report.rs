@@ -78,8 +78,11 @@ fn describe(e: &Event) -> String {
             )
         }
         Event::OverrideExpired { mode } => format!("override to {mode} expired"),
-        Event::Message { text } if text.is_empty() => "operator cleared the message".into(),
-        Event::Message { text } => format!("operator message: \"{text}\""),
+        Event::Message { text, .. } if text.is_empty() => "operator cleared the message".into(),
+        Event::Message { text, stage, .. } => match stage {
+            Some(stage) => format!("operator message ({stage}): \"{text}\""),
+            None => format!("operator message: \"{text}\""),
+        },
         Event::ReloadAccepted {
             generation,
             trigger,
@@ -225,7 +228,7 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
             | Event::ReloadRejected { .. } => {
                 match &r.event {
                     Event::OverrideSet { reason, .. } => override_reason = Some(reason.clone()),
-                    Event::Message { text } => {
+                    Event::Message { text, .. } => {
                         message = Some(text.clone()).filter(|t| !t.is_empty());
                     }
                     _ => {}
@@ -420,12 +423,16 @@ mod tests {
                 0,
                 Event::Message {
                     text: "an old note".into(),
+                    stage: None,
+                    signed: None,
                 },
             ),
             at(
                 120_000,
                 Event::Message {
                     text: "Mirrors at 20:00".into(),
+                    stage: None,
+                    signed: None,
                 },
             ),
             at(

@@ -1,43 +1,32 @@
-//! The public status endpoint (`/.well-known/lifeboat/status` by default):
-//! is it down for everyone, since when, what are they doing about it. Served
+//! The public status page (`/.well-known/lifeboat/status` by default): is it
+//! down for everyone or just me, since when, what still works, what the
+//! people behind the site are saying and doing, and what happened. Served
 //! by lifeboat itself, so it answers while the origin is down; never shed,
-//! never proxied. JSON for programs, a small HTML page for people (Accept).
+//! never proxied. JSON for programs (with a Statuspage-compatible subset:
+//! `status.indicator`, `incidents[].incident_updates[]`), a small HTML
+//! page for people (Accept), styled like the apology page they just saw.
 //!
-//! The ticker renders both about once a second from the tallies; a request
-//! clones shared bytes.
+//! Built from memory: the mode, numbers averaged over the last minute, and
+//! the last day of events ([`super::history`]). The ticker renders both
+//! forms once a second; a request clones shared bytes.
 
-use std::time::SystemTime;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::report::{self, Episode};
+use super::{Event, Record};
 use crate::apology::escape_html;
 
-/// What the status endpoint says.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// normal, degraded or recovering.
-    pub mode: String,
-    /// When the current mode began.
-    pub since: String,
-    /// The operator's message, if any.
-    pub message: Option<Message>,
-    /// Live numbers over the last second or so.
-    pub numbers: Numbers,
-    /// When this was computed.
-    pub generated_at: String,
-}
+/// A recovered episode's summary stays on the page this long.
+pub const SUMMARY_FOR: Duration = Duration::from_secs(24 * 3600);
+/// History bars: 48 half hours, the last day.
+const BARS: u32 = 48;
+const BAR: Duration = Duration::from_secs(1800);
 
-/// The operator's message and when it was set.
-#[derive(Debug, Clone, Serialize)]
-pub struct Message {
-    /// The text.
-    pub text: String,
-    /// When it was set.
-    pub set_at: String,
-}
-
-/// Live numbers.
+/// Live numbers, averaged over the last minute.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Numbers {
     /// Requests per second, all classes.
@@ -53,6 +42,143 @@ pub struct Numbers {
     pub origin_limit: usize,
     /// Whether `origin_limit` is learned.
     pub origin_limit_learned: bool,
+    /// Seconds the rates are averaged over.
+    pub window_s: u64,
+}
+
+/// The operator's current message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    /// The text.
+    pub text: String,
+    /// When it was set.
+    pub set_at: String,
+}
+
+/// One incident update: an operator's message, with its stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    /// When, RFC 3339.
+    pub at: String,
+    /// investigating, identified, monitoring or resolved (if said).
+    pub stage: Option<String>,
+    /// The words.
+    pub text: String,
+    /// Who said it.
+    pub signed: Option<String>,
+}
+
+/// One moment of an episode's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Moment {
+    /// When, RFC 3339.
+    pub at: String,
+    /// What happened, in words.
+    pub what: String,
+}
+
+/// One bar of the last day's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bar {
+    /// Start of the interval, RFC 3339.
+    pub from: String,
+    /// The worst mode seen in it: normal, recovering or degraded.
+    pub state: String,
+    /// Share of downloads served in it, when lifeboat counted them.
+    pub downloads_served: Option<f64>,
+}
+
+/// The last episode, once it is over.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// When it began and ended.
+    pub started: String,
+    /// When it ended.
+    pub ended: String,
+    /// How long, in words.
+    pub lasted: String,
+    /// Downloads served during it.
+    pub downloads_served: u64,
+    /// Other requests the origin answered.
+    pub others_served: u64,
+    /// Visitors given the apology.
+    pub turned_away: u64,
+    /// What the operators did, in words.
+    pub actions: Vec<String>,
+}
+
+/// Statuspage's `status` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Indicator {
+    /// none, minor or major.
+    pub indicator: &'static str,
+    /// In words.
+    pub description: String,
+}
+
+/// Statuspage's incident, with its updates.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    /// Stable for the episode: its start.
+    pub id: String,
+    /// A short name.
+    pub name: String,
+    /// The latest update's stage (investigating while none was given).
+    pub status: String,
+    /// When the episode began.
+    pub created_at: String,
+    /// The latest event.
+    pub updated_at: String,
+    /// When it ended, if it has.
+    pub resolved_at: Option<String>,
+    /// impact: major while degraded, minor otherwise.
+    pub impact: &'static str,
+    /// The operator's updates, newest first.
+    pub incident_updates: Vec<IncidentUpdate>,
+}
+
+/// Statuspage's incident update.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentUpdate {
+    /// Stable: its time.
+    pub id: String,
+    /// Its stage.
+    pub status: String,
+    /// Its words.
+    pub body: String,
+    /// When.
+    pub created_at: String,
+}
+
+/// What the status endpoint says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// normal, degraded or recovering.
+    pub mode: String,
+    /// When the current mode began.
+    pub since: String,
+    /// The answer first, in one sentence.
+    pub headline: String,
+    /// The operator's message, if any.
+    pub message: Option<Message>,
+    /// Live numbers over the last minute.
+    pub numbers: Numbers,
+    /// Incident updates of the last day, newest first.
+    pub updates: Vec<Update>,
+    /// The current or last episode, moment by moment.
+    pub timeline: Vec<Moment>,
+    /// The last day in half hours, oldest first.
+    pub history: Vec<Bar>,
+    /// The last episode, once over (for a day).
+    pub summary: Option<Summary>,
+    /// Statuspage-compatible status.
+    pub status: Indicator,
+    /// Statuspage-compatible incidents (the current or last episode).
+    pub incidents: Vec<Incident>,
+    /// Who signs the page.
+    pub signed: String,
+    /// When this was computed.
+    pub generated_at: String,
 }
 
 /// The rendered endpoint.
@@ -63,70 +189,331 @@ pub struct StatusPages {
     pub html: Bytes,
 }
 
+/// What the page is built from.
+pub struct Inputs<'a> {
+    /// The current mode.
+    pub mode: &'a str,
+    /// When it began.
+    pub since: SystemTime,
+    /// The operator's message and when it was set.
+    pub message: Option<(&'a str, SystemTime)>,
+    /// Live numbers.
+    pub numbers: Numbers,
+    /// The last day of events, oldest first.
+    pub records: &'a [Record],
+    /// The apology page's signature.
+    pub signed: &'a str,
+    /// Now.
+    pub now: SystemTime,
+}
+
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+fn parse(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s).ok()
+}
+
+/// `14:01 UTC` for an RFC 3339 time.
+fn clock(at: &str) -> String {
+    at.get(11..16)
+        .map_or(at.to_string(), |hm| format!("{hm} UTC"))
+}
+
+/// "12 minutes", "2 hours 5 minutes", "40 seconds".
+fn lasted(d: Duration) -> String {
+    let s = d.as_secs();
+    let plural = |n: u64, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    match s {
+        0..=59 => plural(s, "second"),
+        60..=3599 => plural(s / 60, "minute"),
+        _ if s % 3600 / 60 == 0 => plural(s / 3600, "hour"),
+        _ => format!(
+            "{} {}",
+            plural(s / 3600, "hour"),
+            plural(s % 3600 / 60, "minute")
+        ),
+    }
+}
+
 impl Status {
-    /// Assembles a status.
-    pub fn new(
-        mode: &str,
-        since: SystemTime,
-        message: Option<(&str, SystemTime)>,
-        numbers: Numbers,
-    ) -> Self {
+    /// Assembles the page from `i`.
+    pub fn build(i: Inputs<'_>) -> Self {
+        let episodes = report::episodes(i.records, None);
+        let last = episodes.last();
+        let updates = updates(i.records);
+        let downloads_ok = i.numbers.primary_success_rate.is_none_or(|r| r >= 0.99);
+        let headline = headline(&i, last, downloads_ok);
+        let summary = last
+            .filter(|_| i.mode == "normal")
+            .and_then(|ep| summary(ep, i.now));
+        let timeline = last
+            .filter(|ep| ep.end.is_none() || summary.is_some())
+            .map(timeline)
+            .unwrap_or_default();
+        let status = Indicator {
+            indicator: match i.mode {
+                "degraded" => "major",
+                "recovering" => "minor",
+                _ => "none",
+            },
+            description: match i.mode {
+                "degraded" if downloads_ok => {
+                    "Heavy load: downloads are working, the rest of the site is limited".into()
+                }
+                "degraded" => "Heavy load: the site is limited".into(),
+                "recovering" => "Recovering from heavy load".into(),
+                _ => "All systems operational".into(),
+            },
+        };
+        let incidents = last
+            .filter(|ep| ep.end.is_none() || summary.is_some())
+            .map(|ep| vec![incident(ep, &updates, i.mode)])
+            .unwrap_or_default();
         Status {
-            mode: mode.to_string(),
-            since: rfc3339(since),
-            message: message
+            mode: i.mode.to_string(),
+            since: rfc3339(i.since),
+            headline,
+            message: i
+                .message
                 .filter(|(t, _)| !t.is_empty())
                 .map(|(text, at)| Message {
                     text: text.to_string(),
                     set_at: rfc3339(at),
                 }),
-            numbers,
-            generated_at: rfc3339(SystemTime::now()),
+            numbers: i.numbers,
+            updates,
+            timeline,
+            history: history(i.records, i.now),
+            summary,
+            status,
+            incidents,
+            signed: i.signed.to_string(),
+            generated_at: rfc3339(i.now),
         }
     }
 
     /// Renders JSON and HTML.
     pub fn render(&self) -> StatusPages {
         let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        let headline = match self.mode.as_str() {
-            "normal" => "Everything is running normally.",
-            "recovering" => "We are recovering: visitors are being let back in gradually.",
-            _ => "We are overloaded: downloads have priority, the rest of the site is paused.",
-        };
-        let message = self.message.as_ref().map_or(String::new(), |m| {
-            format!(
-                "<blockquote>{}<br><small>posted {}</small></blockquote>",
-                escape_html(&m.text),
-                escape_html(&m.set_at)
-            )
-        });
-        let n = &self.numbers;
-        let success = n
-            .primary_success_rate
-            .map_or("n/a".to_string(), |r| format!("{:.1} %", r * 100.0));
-        let html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta http-equiv=\"refresh\" content=\"10\"><title>Status: {mode}</title>\
-<style>body{{font:17px/1.5 system-ui,sans-serif;max-width:38em;margin:3em auto;padding:0 1em}}td{{padding:.2em 1em .2em 0}}\
-blockquote{{border-left:4px solid #0b63ce;margin:1em 0;padding-left:1em}}</style></head>\
-<body><h1>Status: {mode}</h1><p>{headline}</p><p>Since {since}.</p>{message}\
-<table><tr><td>Requests per second</td><td>{rps:.0}</td></tr><tr><td>Apologies per second</td><td>{shed:.0}</td></tr>\
-<tr><td>Requests in progress</td><td>{inflight}</td></tr><tr><td>Downloads succeeding</td><td>{success}</td></tr></table>\
-<p><small>Updated {generated}. This page is served by lifeboat and refreshes itself.</small></p></body></html>\n",
-            mode = escape_html(&self.mode),
-            since = escape_html(&self.since),
-            rps = n.requests_per_s,
-            shed = n.shed_per_s,
-            inflight = n.inflight,
-            generated = escape_html(&self.generated_at),
-        );
         StatusPages {
             json: Bytes::from(json),
-            html: Bytes::from(html),
+            html: Bytes::from(super::status_page::html(self)),
         }
     }
 }
+
+fn headline(i: &Inputs<'_>, last: Option<&Episode>, downloads_ok: bool) -> String {
+    let since = rfc3339(i.since);
+    let how_long = lasted(i.now.duration_since(i.since).unwrap_or_default());
+    let works = if downloads_ok {
+        " Downloads are working."
+    } else {
+        ""
+    };
+    match i.mode {
+        "degraded" => format!(
+            "It's not you: the site has been under heavy load since {} ({how_long}).{works}",
+            clock(&since)
+        ),
+        "recovering" => format!(
+            "It's not you: the site is recovering from heavy load and letting visitors back in since {}.{works}",
+            clock(&since)
+        ),
+        _ => match last.and_then(|ep| Some((ep.end.as_ref()?, ep.duration_s?))) {
+            Some((end, secs))
+                if parse(end).is_some_and(|e| i.now.duration_since(e).unwrap_or_default() < SUMMARY_FOR) =>
+            {
+                format!(
+                    "Everything is working normally again since {}. Earlier, the site was under heavy load for {}.",
+                    clock(end),
+                    lasted(Duration::from_secs_f64(secs))
+                )
+            }
+            _ => "Everything is working normally. If the site does not load for you, the trouble is likely between you and us.".into(),
+        },
+    }
+}
+
+fn updates(records: &[Record]) -> Vec<Update> {
+    let mut out: Vec<Update> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Message {
+                text,
+                stage,
+                signed,
+            } if !text.is_empty() => Some(Update {
+                at: r.at.clone(),
+                stage: stage.clone(),
+                text: text.clone(),
+                signed: signed.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+fn timeline(ep: &Episode) -> Vec<Moment> {
+    ep.timeline
+        .iter()
+        .map(|line| match line.split_once(" — ") {
+            Some((at, what)) => Moment {
+                at: at.to_string(),
+                what: what.to_string(),
+            },
+            None => Moment {
+                at: String::new(),
+                what: line.clone(),
+            },
+        })
+        .collect()
+}
+
+fn summary(ep: &Episode, now: SystemTime) -> Option<Summary> {
+    let ended = ep.end.clone()?;
+    let end = parse(&ended)?;
+    if now.duration_since(end).unwrap_or_default() >= SUMMARY_FOR {
+        return None;
+    }
+    Some(Summary {
+        started: ep.start.clone(),
+        ended,
+        lasted: lasted(Duration::from_secs_f64(ep.duration_s.unwrap_or(0.0))),
+        downloads_served: ep.primary_served,
+        others_served: ep.others_served,
+        turned_away: ep.shed.values().sum(),
+        actions: ep
+            .operator_actions
+            .iter()
+            .map(|a| {
+                a.split_once(" — ")
+                    .map_or(a.clone(), |(at, what)| format!("{} — {what}", clock(at)))
+            })
+            .collect(),
+    })
+}
+
+fn incident(ep: &Episode, updates: &[Update], mode: &str) -> Incident {
+    let start = parse(&ep.start);
+    let mine: Vec<IncidentUpdate> = updates
+        .iter()
+        .filter(|u| {
+            parse(&u.at)
+                .zip(start)
+                .is_some_and(|(at, s)| at + Duration::from_secs(60) >= s)
+        })
+        .map(|u| IncidentUpdate {
+            id: u.at.clone(),
+            status: u.stage.clone().unwrap_or_else(|| "investigating".into()),
+            body: u.text.clone(),
+            created_at: u.at.clone(),
+        })
+        .collect();
+    let status = match (&ep.end, mine.first()) {
+        (Some(_), _) => "resolved".to_string(),
+        (None, Some(u)) => u.status.clone(),
+        (None, None) => "investigating".into(),
+    };
+    Incident {
+        id: ep.start.clone(),
+        name: "Heavy load on the site".into(),
+        status,
+        created_at: ep.start.clone(),
+        updated_at: ep
+            .timeline
+            .last()
+            .and_then(|l| l.split_once(" — "))
+            .map_or(ep.start.clone(), |(at, _)| at.to_string()),
+        resolved_at: ep.end.clone(),
+        impact: if mode == "degraded" { "major" } else { "minor" },
+        incident_updates: mine,
+    }
+}
+
+/// The last day in half hours: the worst mode in each, and the downloads
+/// served where lifeboat counted them.
+fn history(records: &[Record], now: SystemTime) -> Vec<Bar> {
+    let rank = |m: &str| match m {
+        "degraded" => 2,
+        "recovering" => 1,
+        _ => 0,
+    };
+    let start = now - BAR * BARS;
+    let mut bars: Vec<(u8, u64, u64)> = vec![(0, 0, 0); BARS as usize];
+    let slot = |t: SystemTime| {
+        t.duration_since(start)
+            .ok()
+            .map(|d| (d.as_secs() / BAR.as_secs()) as usize)
+            .filter(|i| *i < BARS as usize)
+    };
+    // The mode in force at each change, carried forward slot by slot.
+    let mut mode_at_start = 0u8;
+    let mut changes: Vec<(usize, u8)> = Vec::new();
+    for r in records {
+        let Some(at) = parse(&r.at) else { continue };
+        match &r.event {
+            Event::ModeChanged { from, to, .. } => match slot(at) {
+                Some(i) => {
+                    changes.push((i, rank(from)));
+                    changes.push((i, rank(to)));
+                }
+                None if at < start => mode_at_start = rank(to),
+                None => {}
+            },
+            Event::Counters {
+                primary_served,
+                shed,
+                ..
+            } => {
+                if let Some(i) = slot(at) {
+                    let refused = shed.get("primary-busy").copied().unwrap_or(0);
+                    bars[i].1 += primary_served;
+                    bars[i].2 += primary_served + refused;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut current = mode_at_start;
+    let mut changes = changes.into_iter().peekable();
+    for (i, bar) in bars.iter_mut().enumerate() {
+        bar.0 = current;
+        while let Some((_, m)) = changes.next_if(|(s, _)| *s == i) {
+            bar.0 = bar.0.max(m);
+            current = m;
+        }
+    }
+    bars.iter()
+        .enumerate()
+        .map(|(i, (state, ok, all))| Bar {
+            from: rfc3339(start + BAR * i as u32),
+            state: ["normal", "recovering", "degraded"][*state as usize].into(),
+            downloads_served: (*all > 0).then(|| *ok as f64 / *all as f64),
+        })
+        .collect()
+}
+
+/// Escapes for the HTML page.
+pub(super) fn esc(s: &str) -> String {
+    escape_html(s)
+}
+
+/// `<time>` with the UTC clock; the page's script adds the visitor's own.
+pub(super) fn time(at: &str) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<time datetime=\"{}\">{}</time>",
+        esc(at),
+        esc(&clock(at))
+    );
+    s
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

@@ -287,7 +287,9 @@ async fn status_answers_while_the_origin_is_down() {
         .await
         .unwrap();
     assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
-    assert!(html.text().await.unwrap().contains("<h1>Status: "));
+    let html = html.text().await.unwrap();
+    assert!(html.contains("<title>Status: "), "{html}");
+    assert!(html.contains("<main>") && html.contains("<h1>"), "{html}");
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ mod reload;
 mod shedding;
 mod smuggling;
 mod stampede;
+mod status_page;
 mod story;
 mod streaming;
 mod tls_limits;
