@@ -112,6 +112,7 @@ impl Shared {
             records: &events.history.snapshot(),
             signed: &config.apology.signed,
             now: SystemTime::now(),
+            summary_for: config.story.summary_for,
         })
         .render();
         let handshakes = config
@@ -296,6 +297,7 @@ impl Shared {
             records: &self.events.history.snapshot(),
             signed: &rt.config.apology.signed,
             now: SystemTime::now(),
+            summary_for: rt.config.story.summary_for,
         });
         self.status.store(Arc::new(status.render()));
     }

@@ -116,6 +116,11 @@ pub(super) fn story(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Story {
         status_path,
+        summary_for: ctx.duration(
+            &status.summary_for,
+            crate::story::status::SUMMARY_FOR,
+            (Duration::ZERO, Duration::from_secs(30 * 24 * 3600)),
+        )?,
         journal: journal
             .path
             .as_ref()

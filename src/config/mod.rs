@@ -358,6 +358,8 @@ impl std::fmt::Debug for Admin {
 pub struct Story {
     /// Public status endpoint path.
     pub status_path: String,
+    /// How long the status page shows a recovered episode's summary.
+    pub summary_for: Duration,
     /// Journal file (`None`: off).
     pub journal: Option<PathBuf>,
     /// Counters are journaled this often while not normal.

@@ -185,6 +185,7 @@ pub struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub struct RawStatus {
     pub path: S<String>,
+    pub summary_for: S<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,8 @@ use super::report::{self, Episode};
 use super::{Event, Record};
 use crate::apology::escape_html;
 
-/// A recovered episode's summary stays on the page this long.
+/// A recovered episode's summary stays on the page this long by default
+/// (`[status] summary_for`).
 pub const SUMMARY_FOR: Duration = Duration::from_secs(24 * 3600);
 /// History bars: 48 half hours, the last day.
 const BARS: u32 = 48;
@@ -205,6 +206,8 @@ pub struct Inputs<'a> {
     pub signed: &'a str,
     /// Now.
     pub now: SystemTime,
+    /// How long a recovered episode's summary stays.
+    pub summary_for: Duration,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -247,7 +250,7 @@ impl Status {
         let headline = headline(&i, last, downloads_ok);
         let summary = last
             .filter(|_| i.mode == "normal")
-            .and_then(|ep| summary(ep, i.now));
+            .and_then(|ep| summary(ep, i.now, i.summary_for));
         let timeline = last
             .filter(|ep| ep.end.is_none() || summary.is_some())
             .map(timeline)
@@ -323,7 +326,7 @@ fn headline(i: &Inputs<'_>, last: Option<&Episode>, downloads_ok: bool) -> Strin
         ),
         _ => match last.and_then(|ep| Some((ep.end.as_ref()?, ep.duration_s?))) {
             Some((end, secs))
-                if parse(end).is_some_and(|e| i.now.duration_since(e).unwrap_or_default() < SUMMARY_FOR) =>
+                if parse(end).is_some_and(|e| i.now.duration_since(e).unwrap_or_default() < i.summary_for) =>
             {
                 format!(
                     "Everything is working normally again since {}. Earlier, the site was under heavy load for {}.",
@@ -373,10 +376,10 @@ fn timeline(ep: &Episode) -> Vec<Moment> {
         .collect()
 }
 
-fn summary(ep: &Episode, now: SystemTime) -> Option<Summary> {
+fn summary(ep: &Episode, now: SystemTime, keep: Duration) -> Option<Summary> {
     let ended = ep.end.clone()?;
     let end = parse(&ended)?;
-    if now.duration_since(end).unwrap_or_default() >= SUMMARY_FOR {
+    if now.duration_since(end).unwrap_or_default() >= keep {
         return None;
     }
     Some(Summary {

@@ -83,6 +83,7 @@ fn build(mode: &str, since: u64, records: &[Record], now: u64) -> Status {
         records,
         signed: "Ada, release team",
         now: at(now),
+        summary_for: SUMMARY_FOR,
     })
 }
 
