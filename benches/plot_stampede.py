@@ -74,12 +74,13 @@ panel(top2, "Pages served per second, and the origin limit lifeboat learned",
        ("lifeboat_limit", max_limit, "#2e7d32", 1.5, ""), ("half_limit", max_limit, "#2e7d32", 1.5, "2 2")],
       right="learned limit")
 ly = H - 18
-legend = [("#1e6fd9", "lifeboat, defaults"), ("#8e44ad", "origin at half speed from 10 s"), ("#c0392b", "straight at the origin"),
+legend = [("#1e6fd9", "lifeboat, defaults"), ("#8e44ad", "half speed from 10 s"), ("#c0392b", "straight at the origin"),
           ("#2e7d32", "learned limit"), ("#999", "offered load")]
-for k, (colour, label) in enumerate(legend):
-    lx = L + k * 150
+lx = L
+for colour, label in legend:
     parts.append(f'<line x1="{lx}" x2="{lx + 20}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2.5"/><text x="{lx + 24}" y="{ly}">{label}</text>')
-parts.append(f'<rect x="{L}" y="{ly - 30}" width="14" height="10" fill="#fde2e2"/><text x="{L + 20}" y="{ly - 21}">degraded (defaults run)</text>')
-parts.append(f'<rect x="{L + 180}" y="{ly - 30}" width="14" height="10" fill="#fff4d6"/><text x="{L + 200}" y="{ly - 21}">recovering</text>')
+    lx += 34 + 6.4 * len(label)
+parts.append(f'<rect x="{W - R - 260}" y="{T - 8}" width="14" height="10" fill="#fde2e2"/><text x="{W - R - 240}" y="{T + 1}">degraded (defaults run)</text>')
+parts.append(f'<rect x="{W - R - 90}" y="{T - 8}" width="14" height="10" fill="#fff4d6"/><text x="{W - R - 70}" y="{T + 1}">recovering</text>')
 parts.append("</svg>")
 out.write_text("\n".join(parts) + "\n")
