@@ -104,12 +104,51 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-                .ok()
+                .ok();
+            if handle.is_some() {
+                register_zeroes();
+            }
+            handle
         })
         .as_ref()
+}
+
+/// Every counter the shipped alert rules and dashboard use exists from the
+/// start, at zero: a series that appears only with its first event makes
+/// `rate()` and `increase()` blind to that first event, and an alert on it
+/// can never fire the first time.
+fn register_zeroes() {
+    use crate::apology::ShedReason;
+    use crate::classify::RouteClass;
+    for class in RouteClass::ALL {
+        for outcome in ["proxied", "shed", "client-error"] {
+            metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for reason in ShedReason::ALL {
+        metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(0);
+        metrics::counter!("lifeboat_would_shed_total", "reason" => reason.as_str()).increment(0);
+    }
+    for kind in ["5xx", "origin-down", "origin-timeout"] {
+        metrics::counter!("lifeboat_origin_failures_total", "kind" => kind).increment(0);
+    }
+    for result in ["accepted", "rejected"] {
+        metrics::counter!("lifeboat_config_reloads_total", "result" => result).increment(0);
+    }
+    for (from, to) in [
+        ("normal", "degraded"),
+        ("degraded", "recovering"),
+        ("recovering", "normal"),
+        ("recovering", "degraded"),
+    ] {
+        metrics::counter!("lifeboat_mode_changes_total", "from" => from, "to" => to).increment(0);
+    }
+    metrics::counter!("lifeboat_journal_errors_total").increment(0);
+    metrics::counter!("lifeboat_client_budget_exceeded_total").increment(0);
 }
 
 /// The Prometheus text, with the live gauges refreshed first.

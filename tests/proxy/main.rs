@@ -21,6 +21,7 @@ mod http2_abuse;
 mod keepalive;
 mod limits;
 mod loadgen;
+mod observability;
 mod paths;
 mod process;
 mod props;
