@@ -265,7 +265,7 @@ fn human(d: Duration) -> String {
 }
 
 /// 1234567 → "1,234,567".
-fn thousands(n: u64) -> String {
+pub(super) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::report::thousands;
 use super::status::{Status, esc, time};
 
 /// The apology page's stylesheet, taken from the built-in template.
@@ -177,16 +178,4 @@ fn plain(what: &str) -> String {
         )
         .replace("mode recovering → normal", "back to normal")
         .replace("mode recovering → degraded", "heavy load again")
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

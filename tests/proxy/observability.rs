@@ -61,14 +61,7 @@ async fn every_metric_the_dashboard_and_the_rules_use_is_exported() {
             .status(),
         200
     );
-    let scrape = client()
-        .get(format!("http://{}/metrics", lb.admin.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = lb.metrics().await;
     let exported = metric_names(&scrape);
     let missing: Vec<&String> = wanted.iter().filter(|m| !exported.contains(*m)).collect();
     assert!(

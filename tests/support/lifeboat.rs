@@ -178,6 +178,19 @@ impl Running {
         self.http.expect("plain listener")
     }
 
+    /// The admin listener's `/metrics` text (Prometheus).
+    pub async fn metrics(&self) -> String {
+        let admin = self.admin.expect("admin listener");
+        crate::support::client()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// The mode every request sees now.
     pub fn mode(&self) -> lifeboat::admission::Mode {
         self.shared.admission.view().mode
