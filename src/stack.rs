@@ -277,7 +277,9 @@ impl Gateway {
         self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
         metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
         metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
-        if self.over_budget(rt, reason) {
+        // Downloads are never charged: a download behind the same address
+        // as a greedy client (a NAT, an office) still gets its answer.
+        if class != RouteClass::Primary && self.over_budget(rt, reason) {
             let clients = &self.shared.admission.clients;
             clients.exceeded.fetch_add(1, Relaxed);
             metrics::counter!("lifeboat_client_budget_exceeded_total").increment(1);

@@ -7,7 +7,10 @@
 //!   normal), served strictly in that order, bounded in length and in time;
 //! - `reserved` slots are for priority 0 (the primary path) only: the other
 //!   classes may fill at most `limit - reserved`, so a download never waits
-//!   behind page renders that took every slot;
+//!   behind page renders that took every slot; and while fewer than
+//!   `reserved` downloads hold slots, a download gets one even when the
+//!   limit has just been lowered below what long requests still hold (a
+//!   probe of the learned limit): the reserve is the primary path's own;
 //! - a request joins the queue only if the wait it can expect (the waiters
 //!   ahead of it in its class's queue over the rate at which its class gets
 //!   slots) fits within what it may wait; otherwise it is refused at once:
@@ -62,6 +65,8 @@ pub struct Limiter {
     pressed: AtomicU64,
     /// Slots released since start, per priority.
     released: [AtomicU64; 3],
+    /// Slots held by priority 0 now.
+    primary_held: AtomicUsize,
     /// Slots released per second lately, per priority (f64 bits; 0: not
     /// measured yet).
     drain_per_s: [AtomicU64; 3],
@@ -85,6 +90,9 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.limiter.inflight.fetch_sub(1, SeqCst);
+        if self.priority == 0 {
+            self.limiter.primary_held.fetch_sub(1, SeqCst);
+        }
         self.limiter.released[self.priority].fetch_add(1, Relaxed);
         self.limiter.dispatch();
     }
@@ -103,12 +111,16 @@ impl Limiter {
             peak: AtomicUsize::new(0),
             pressed: AtomicU64::new(0),
             released: Default::default(),
+            primary_held: AtomicUsize::new(0),
             drain_per_s: Default::default(),
         })
     }
 
     fn permit(self: &Arc<Self>, depth: usize, priority: usize) -> Permit {
         self.peak.fetch_max(depth, Relaxed);
+        if priority == 0 {
+            self.primary_held.fetch_add(1, SeqCst);
+        }
         Permit {
             limiter: self.clone(),
             depth,
@@ -192,13 +204,17 @@ impl Limiter {
     /// Takes a slot if one is free for `priority`; returns the depth.
     fn try_take(&self, priority: usize) -> Option<usize> {
         let limit = self.limit.load(SeqCst);
+        let reserved = self.reserved.load(SeqCst);
+        let own_reserve = priority == 0 && self.primary_held.load(SeqCst) < reserved;
         let limit = if priority == 0 {
             limit
         } else {
-            limit.saturating_sub(self.reserved.load(SeqCst))
+            limit.saturating_sub(reserved)
         };
         self.inflight
-            .fetch_update(SeqCst, SeqCst, |n| (n < limit).then_some(n + 1))
+            .fetch_update(SeqCst, SeqCst, |n| {
+                (n < limit || own_reserve).then_some(n + 1)
+            })
             .ok()
             .map(|n| n + 1)
     }

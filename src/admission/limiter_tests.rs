@@ -171,3 +171,29 @@ async fn an_unknown_drain_rate_lets_requests_wait() {
     drop(held);
     assert_eq!(waiter.await.unwrap(), Ok(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_primary_reserve_holds_when_the_limit_drops_below_what_is_held() {
+    let l = Limiter::new(8, 10);
+    l.set_reserved(1);
+    // Long requests of other classes hold seven slots...
+    let mut long = Vec::new();
+    for _ in 0..7 {
+        long.push(l.acquire(1, Duration::ZERO).await.unwrap());
+    }
+    // ...when a probe halves the limit under them.
+    l.set_limit(4);
+    assert_eq!(
+        l.acquire(2, Duration::ZERO).await.err(),
+        Some(Refused::Full)
+    );
+    let download = l.acquire(0, Duration::ZERO).await;
+    assert!(download.is_ok(), "the reserve is the downloads' own");
+    assert_eq!(
+        l.acquire(0, Duration::ZERO).await.err(),
+        Some(Refused::Full),
+        "one reserved slot, one download beyond the limit"
+    );
+    drop(download);
+    assert!(l.acquire(0, Duration::ZERO).await.is_ok());
+}
