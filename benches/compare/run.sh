@@ -31,11 +31,11 @@ measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s requests
   fi
   if grep -q "Socket errors" <<<"$out"; then echo "warning: $1: $(grep 'Socket errors' <<<"$out")" >&2; fi
   awk '
-    /requests in/ {n=$1}
+    /requests in/ {reqs=$1}
     /Requests\/sec/ {rps=$2}
     /Transfer\/sec/ {v=$2; u=substr(v,length(v)-1); n=substr(v,1,length(v)-2)+0;
       if (u=="GB") n*=1024; else if (u=="KB") n/=1024; else if (u!="MB") n=v/1048576; mib=n}
-    END {printf "%s %.1f %d\n", rps+0, mib+0, n+0}' <<<"$out"
+    END {printf "%s %.1f %d\n", rps+0, mib+0, reqs+0}' <<<"$out"
 }
 
 declare -A rps mib served
