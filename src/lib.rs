@@ -26,7 +26,9 @@
 //!   errors with file:line:column and key;
 //! - [`runtime`] — the live config version and what is built from it, swapped
 //!   atomically;
-//! - [`access_log`], [`logging`] — structured logs;
+//! - [`access_log`] — one line per request, buffered and written by a
+//!   thread of its own (no request waits for it); [`logging`] — the
+//!   `tracing` subscriber for everything else;
 //! - [`origin_sim`] — a simulated release-day origin with fixed capacity, for
 //!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
 

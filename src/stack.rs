@@ -45,7 +45,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use crate::access_log::Exchange;
+use crate::access_log::{AccessLog, Exchange};
 use crate::admission::{Decision, Held, Refused, Wait, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
@@ -65,6 +65,8 @@ pub struct ConnCtx {
     pub drain: DrainToken,
     /// Requests cancelled before their answer (the rapid-reset guard).
     pub cancels: Arc<Cancels>,
+    /// Where the requests' access lines go.
+    pub access: AccessLog,
 }
 
 /// The service handed to hyper for one connection.
@@ -87,8 +89,13 @@ impl Gateway {
         body_end: Option<BodyEnd>,
     ) -> Response<ResponseBody> {
         let rt = self.shared.runtime();
-        let mut exchange =
-            Exchange::begin(&req, self.conn.inbound.peer, rt.config.log.access, activity);
+        let mut exchange = Exchange::begin(
+            &req,
+            self.conn.inbound.peer,
+            &rt.config.log,
+            &self.conn.access,
+            activity,
+        );
         let response = self.serve(&rt, req, &mut exchange, body_end).await;
         exchange.set_status(response.status());
         let (parts, body) = response.into_parts();

@@ -1,12 +1,17 @@
 # Sourced by run.sh and profile.sh: installs what is missing, writes the
 # configurations into a temporary directory and starts, pinned to CPU 1, an
 # nginx origin serving 1k.bin and 10m.bin, nginx and HAProxy proxying to it,
-# nginx's static 503, and two lifeboats (proxying, and degraded for the
-# apology). Everything stops when the sourcing script exits.
+# nginx's static 503, and four lifeboats (proxying, and degraded for the
+# apology; each with its access log off, and on to a file). nginx's proxy
+# and static 503 also answer on a second port with their access log on
+# (nginx's default: the combined format, one write per request) to a file.
+# Everything stops when the sourcing script exits.
 #
-# Expects BASE (the first of six ports) and LIFEBOAT (the binary to run).
+# Expects BASE (the first of ten ports) and LIFEBOAT (the binary to run).
 # Sets ORIGIN, VIA_NGINX, VIA_HAPROXY, VIA_LIFEBOAT, NGINX_503 and
-# LIFEBOAT_503 (ports), `work` (the directory), `pids` (to stop) and
+# LIFEBOAT_503 (ports, access logs off), VIA_NGINX_LOG, VIA_LIFEBOAT_LOG,
+# NGINX_503_LOG and LIFEBOAT_503_LOG (the same with access logs on, written
+# to $work/logs/*access*.log), `work` (the directory), `pids` (to stop) and
 # PROXY_PID (nginx, haproxy, lifeboat: the process doing the proxying).
 
 need=()
@@ -29,6 +34,7 @@ printf '<!doctype html><title>Sorry</title><h1>We are very busy</h1><p>Please re
 chmod -R a+rX "$work"
 
 ORIGIN=$BASE; VIA_NGINX=$((BASE+1)); VIA_HAPROXY=$((BASE+2)); VIA_LIFEBOAT=$((BASE+3)); NGINX_503=$((BASE+4)); LIFEBOAT_503=$((BASE+5))
+VIA_NGINX_LOG=$((BASE+6)); VIA_LIFEBOAT_LOG=$((BASE+7)); NGINX_503_LOG=$((BASE+8)); LIFEBOAT_503_LOG=$((BASE+9))
 # Three nginx processes: the origin, the proxy, and the static 503. The proxy
 # must not share a process with the origin, or its origin hop would cost no
 # cross-process wake-up and it would be measured at an advantage over
@@ -49,12 +55,21 @@ http {
 CONF
 }
 nginx_conf origin "server { listen 127.0.0.1:$ORIGIN; root $work/www; }"
-nginx_conf proxy "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server { listen 127.0.0.1:$VIA_NGINX;
+# The same server twice, on two ports: the second with its access log on.
+proxy_server() { # port access_log
+  echo "server { listen 127.0.0.1:$1; access_log $2;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-nginx_conf static503 "server { listen 127.0.0.1:$NGINX_503;
+}
+static503_server() { # port access_log
+  echo "server { listen 127.0.0.1:$1; access_log $2;
     location / { root $work; error_page 503 /503.html; return 503; }
     location = /503.html { root $work; internal; } }"
+}
+nginx_conf proxy "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  $(proxy_server "$VIA_NGINX" off)
+  $(proxy_server "$VIA_NGINX_LOG" "$work/logs/nginx-proxy-access.log")"
+nginx_conf static503 "$(static503_server "$NGINX_503" off)
+  $(static503_server "$NGINX_503_LOG" "$work/logs/nginx-503-access.log")"
 cat > "$work/haproxy.cfg" <<CONF
 global
   # 4096 keeps haproxy's fd needs (2 per connection + spare) under common 20k limits.
@@ -91,10 +106,33 @@ for n in origin proxy static503; do taskset -c 1 nginx -c "$work/nginx-$n.conf" 
 NGINX_PROXY_MASTER=${pids[1]}
 taskset -c 1 haproxy -f "$work/haproxy.cfg" & pids+=($!); PROXY_PID[haproxy]=$!
 taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat.toml" & pids+=($!); PROXY_PID[lifeboat]=$!
+# The degraded one answers every request with the apology; the client
+# budget is off (one wrk address sends them all, and must get 503s, not 429s).
 sed -e "s/$VIA_LIFEBOAT/$LIFEBOAT_503/" "$work/lifeboat.toml" > "$work/lifeboat-degraded.toml"
-printf '[shedding]\nmode = "degraded"\n' >> "$work/lifeboat-degraded.toml"
+printf '[shedding]\nmode = "degraded"\nclient_budget = 0\n' >> "$work/lifeboat-degraded.toml"
 taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat-degraded.toml" & pids+=($!)
-for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503 $LIFEBOAT_503; do
+# Access log on: lifeboat's defaults (level info, access = true), to a file.
+log_on() { # config port name -> that config on another port, its access log on
+  sed -e "s/^http = .*/http = \"127.0.0.1:$2\"/" -e 's/^level = .*/level = "info"/' \
+      -e "s|^access = false|access = true\naccess_path = \"$work/logs/$3-access.log\"|" "$1"
+}
+log_on "$work/lifeboat.toml" "$VIA_LIFEBOAT_LOG" lifeboat-proxy > "$work/lifeboat-log.toml"
+log_on "$work/lifeboat-degraded.toml" "$LIFEBOAT_503_LOG" lifeboat-503 > "$work/lifeboat-degraded-log.toml"
+# Their other lines (startup, at info) go beside the access logs, not to the terminal.
+taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat-log.toml" 2>"$work/logs/lifeboat-proxy.err" & pids+=($!)
+taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat-degraded-log.toml" 2>"$work/logs/lifeboat-503.err" & pids+=($!)
+for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503 $LIFEBOAT_503 \
+    $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG $NGINX_503_LOG $LIFEBOAT_503_LOG; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.bin" && break; sleep 0.05; done
 done
 PROXY_PID[nginx]=$(pgrep -P "$NGINX_PROXY_MASTER" | head -1)
+# lifeboat learns the origin's limit upwards from 16 while it is pressed
+# (src/admission/capacity.rs): a cold one sheds part of its first second.
+# Every proxy gets the same 2 s of load before any figure is taken; then
+# the access logs start empty, so their lines can be set against the
+# requests measured.
+for port in $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG; do
+  taskset -c 0 wrk -t1 -c"${CONNS:-32}" -d2s "http://127.0.0.1:$port/1k.bin" >/dev/null 2>&1 || true
+done
+sleep 0.5   # lifeboat writes its access lines every 100 ms
+for f in "$work"/logs/*access*.log; do : > "$f"; done

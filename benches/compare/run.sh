@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side: direct to an nginx origin, via nginx, via HAProxy and via
 # lifeboat, plus nginx `return 503` vs lifeboat's error page, measured with wrk
-# in interleaved rounds. Load generator pinned to CPU 0, origin + proxy to
-# CPU 1. All traffic on 127.0.0.1; every run is bounded by wrk's duration.
+# in interleaved rounds; then nginx and lifeboat again with their access logs
+# on (to a file), proxying 1 KiB and answering 503. Load generator pinned to
+# CPU 0, origin + proxy to CPU 1. All traffic on 127.0.0.1; every run is
+# bounded by wrk's duration.
 #
 # usage: benches/compare/run.sh [ROUNDS] [SECONDS]      (default 5 rounds x 5 s)
 # Installs nginx, haproxy and wrk from Debian's packages if missing.
@@ -18,8 +20,8 @@ LIFEBOAT=./target/release/lifeboat
 # shellcheck source=benches/compare/anchors.sh
 source benches/compare/anchors.sh
 
-# wrk prints "Requests/sec: N" and "Transfer/sec: N{KB,MB,GB}".
-measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s"
+# wrk prints "Requests/sec: N", "Transfer/sec: N{KB,MB,GB}" and "N requests in".
+measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s requests"
   local out
   out=$(taskset -c 0 wrk -t1 -c"${2:-$CONNS}" -d"${SECS}s" --timeout 10s "$1" 2>/dev/null)
   if [[ -z "${3:-}" ]] && grep -q "Non-2xx" <<<"$out"; then
@@ -29,24 +31,34 @@ measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s"
   fi
   if grep -q "Socket errors" <<<"$out"; then echo "warning: $1: $(grep 'Socket errors' <<<"$out")" >&2; fi
   awk '
+    /requests in/ {reqs=$1}
     /Requests\/sec/ {rps=$2}
     /Transfer\/sec/ {v=$2; u=substr(v,length(v)-1); n=substr(v,1,length(v)-2)+0;
       if (u=="GB") n*=1024; else if (u=="KB") n/=1024; else if (u!="MB") n=v/1048576; mib=n}
-    END {printf "%s %.1f\n", rps+0, mib+0}' <<<"$out"
+    END {printf "%s %.1f %d\n", rps+0, mib+0, reqs+0}' <<<"$out"
 }
 
-declare -A rps mib
+declare -A rps mib served
 targets=(direct nginx haproxy lifeboat)
 port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $VIA_NGINX;; haproxy) echo $VIA_HAPROXY;; lifeboat) echo $VIA_LIFEBOAT;; esac; }
+log_port_of() { case $1 in nginx_log) echo $VIA_NGINX_LOG;; lifeboat_log) echo $VIA_LIFEBOAT_LOG;; nginx503_log) echo $NGINX_503_LOG;; lifeboat503_log) echo $LIFEBOAT_503_LOG;; esac; }
+last() { echo "${rps[$1]}" | awk '{print $NF}'; }
 for r in $(seq "$ROUNDS"); do
   for t in "${targets[@]}"; do
     read -r q _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/1k.bin")"; rps[$t]+="$q "
-    read -r _ m <<<"$(measure "http://127.0.0.1:$(port_of "$t")/10m.bin" 4)"; mib[$t]+="$m "
+    read -r _ m _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/10m.bin" 4)"; mib[$t]+="$m "
     echo "  round $r $t: 1KiB $q req/s, 10MiB $m MiB/s" >&2
   done
   read -r q _ <<<"$(measure "http://127.0.0.1:$NGINX_503/" "$CONNS" yes)"; rps[nginx503]+="$q "
   read -r q _ <<<"$(measure "http://127.0.0.1:$LIFEBOAT_503/" "$CONNS" yes)"; rps[lifeboat503]+="$q "
   echo "  round $r 503: nginx $(echo "${rps[nginx503]}" | awk '{print $NF}') req/s, lifeboat apology $q req/s" >&2
+  # Access logs on, each right after its log-off figure above, same round.
+  for t in nginx_log lifeboat_log nginx503_log lifeboat503_log; do
+    case $t in *503*) ok=yes;; *) ok=;; esac
+    read -r q _ n <<<"$(measure "http://127.0.0.1:$(log_port_of "$t")/1k.bin" "$CONNS" "$ok")"
+    rps[$t]+="$q "; served[$t]=$(( ${served[$t]:-0} + n ))
+  done
+  echo "  round $r logs on: nginx 1KiB $(last nginx_log), lifeboat 1KiB $(last lifeboat_log), nginx 503 $(last nginx503_log), lifeboat apology $(last lifeboat503_log) req/s" >&2
   echo "round $r/$ROUNDS done" >&2
 done
 
@@ -69,3 +81,28 @@ printf 'lifeboat / haproxy (10 MiB MiB/s): %.2f   (target >= 1.00)\n' "$(echo "$
 n5=$(echo "${rps[nginx503]}" | median); l5=$(echo "${rps[lifeboat503]}" | median)
 printf 'nginx static 503: %.0f req/s; lifeboat apology: %.0f req/s\n' "$n5" "$l5"
 printf 'lifeboat apology / nginx 503: %.2f   (target >= 1.00)\n' "$(echo "$l5 / $n5" | bc -l)"
+
+# Access logs: the same targets with the log on (to a file) and off.
+sleep 0.5   # lifeboat's last access lines, written every 100 ms
+echo
+echo "access logs on (to a file) vs off, same run, medians:"
+printf '| target | log off req/s | log on req/s | on / off | lines written / requests served (log on) |\n|---|---|---|---|---|\n'
+log_row() { # label off-key on-key access-log-file
+  local off on lines
+  off=$(echo "${rps[$2]}" | median); on=$(echo "${rps[$3]}" | median)
+  lines=$(wc -l <"$work/logs/$4" 2>/dev/null || echo 0)
+  printf '| %s | %.0f | %.0f | %.2f | %s / %s |\n' "$1" "$off" "$on" "$(echo "$on / $off" | bc -l)" "$lines" "${served[$3]}"
+}
+log_row "nginx, 1 KiB proxied" nginx nginx_log nginx-proxy-access.log
+log_row "lifeboat, 1 KiB proxied" lifeboat lifeboat_log lifeboat-proxy-access.log
+log_row "nginx static 503" nginx503 nginx503_log nginx-503-access.log
+log_row "lifeboat apology (degraded)" lifeboat503 lifeboat503_log lifeboat-503-access.log
+l5on=$(echo "${rps[lifeboat503_log]}" | median); n5on=$(echo "${rps[nginx503_log]}" | median)
+l1on=$(echo "${rps[lifeboat_log]}" | median)
+printf 'lifeboat apology, log on / log off: %.2f   (target >= 0.90)\n' "$(echo "$l5on / $l5" | bc -l)"
+paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat503_log]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[lifeboat503]}" | grep -v '^$') \
+  | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
+printf 'lifeboat apology log on / nginx static 503 log on: %.2f   (target >= 1.00)\n' "$(echo "$l5on / $n5on" | bc -l)"
+printf 'lifeboat 1 KiB proxied, log on / log off: %.2f   (target >= 0.90)\n' "$(echo "$l1on / $l" | bc -l)"
+paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat_log]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') \
+  | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'

@@ -166,10 +166,15 @@ impl Limiter {
     }
 
     /// The wait a newcomer of priority `p` can expect with `ahead` waiters
-    /// before it in its queue, if its class's drain rate is known.
+    /// before it in its queue, if its class's drain rate is known. A rate
+    /// that has decayed towards zero (the measured rate of a class that
+    /// was idle for minutes) gives a wait too long for a `Duration`: that
+    /// is the longest wait, not a panic.
     fn expected_wait(&self, p: usize, ahead: usize) -> Option<Duration> {
         let rate = f64::from_bits(self.drain_per_s[p.min(2)].load(Relaxed));
-        (rate > 0.0).then(|| Duration::from_secs_f64((ahead + 1) as f64 / rate))
+        (rate > 0.0).then(|| {
+            Duration::try_from_secs_f64((ahead + 1) as f64 / rate).unwrap_or(Duration::MAX)
+        })
     }
 
     /// Keeps `reserved` of the slots for priority 0 (capped below the limit).

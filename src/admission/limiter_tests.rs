@@ -197,3 +197,18 @@ async fn the_primary_reserve_holds_when_the_limit_drops_below_what_is_held() {
     drop(download);
     assert!(l.acquire(0, Duration::ZERO).await.is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_rate_decayed_to_almost_nothing_refuses_without_panicking() {
+    // The ticker's smoothed rate of a class idle for minutes decays
+    // geometrically: (ahead + 1) / rate overflowed Duration::from_secs_f64,
+    // and the request's task panicked (seen in benches/compare, on a
+    // lifeboat idle for a minute between two measurements).
+    let l = Limiter::new(1, 10);
+    let held = l.acquire(2, LONG).await.unwrap();
+    for rate in [1e-300, f64::MIN_POSITIVE, 5e-324] {
+        l.set_drain_rate(2, rate);
+        assert_eq!(l.acquire(2, LONG).await.err(), Some(Refused::Full));
+    }
+    drop(held);
+}

@@ -10,6 +10,7 @@
 
 mod control_rules;
 mod error;
+mod log_rules;
 mod raw;
 mod shed_rules;
 pub mod units;
@@ -242,6 +243,13 @@ pub struct Log {
     pub format: LogFormat,
     /// One access-log line per request.
     pub access: bool,
+    /// The file access lines are appended to (reopened on SIGUSR1, and
+    /// when a reload names another file); `None`: stderr.
+    pub access_path: Option<PathBuf>,
+    /// The share of shed requests that get their own access line, in
+    /// [0, 1]; below 1, the rest are counted in one summary line a second
+    /// per shed reason.
+    pub shed_sample: f64,
 }
 
 /// `[shedding] mode`: let lifeboat decide, or hold a mode.

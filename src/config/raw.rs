@@ -112,6 +112,8 @@ pub struct RawLog {
     pub level: S<String>,
     pub format: S<String>,
     pub access: Option<bool>,
+    pub access_path: S<String>,
+    pub shed_sample: S<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,11 +12,10 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::error::{Source, explain_unknown_key};
-use super::raw::{RawConfig, RawLimits, RawListen, RawLog, RawOrigin, RawProxy, RawTls};
+use super::raw::{RawConfig, RawLimits, RawListen, RawOrigin, RawProxy, RawTls};
 use super::units::{self, LimitSetting};
 use super::{
-    Config, ConfigError, HostHeader, Limits, Listen, Log, LogFormat, Origin, OriginLimit, Proxy,
-    Shutdown, Tls,
+    Config, ConfigError, HostHeader, Limits, Listen, Origin, OriginLimit, Proxy, Shutdown, Tls,
 };
 
 /// Plain listener when none is configured: loopback, so a fresh install
@@ -191,7 +190,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
                 (Duration::ZERO, Duration::from_secs(3600)),
             )?,
         },
-        log: log(ctx, &raw.log)?,
+        log: super::log_rules::log(ctx, &raw.log)?,
         shedding: super::shed_rules::shedding(ctx, raw.shedding.as_ref())?,
         routes: super::shed_rules::routes(ctx, &raw.route)?,
         apology: super::shed_rules::apology(ctx, &raw.apology, &raw.status)?,
@@ -509,33 +508,5 @@ fn proxy(ctx: &Ctx<'_>, p: &RawProxy) -> Result<Proxy, ConfigError> {
         trusted_proxies: p.trusted_proxies.clone().unwrap_or_default(),
         via,
         websocket,
-    })
-}
-
-fn log(ctx: &Ctx<'_>, l: &RawLog) -> Result<Log, ConfigError> {
-    let level = match &l.level {
-        None => "info".to_string(),
-        Some(v) => {
-            tracing_subscriber::EnvFilter::try_new(v.get_ref()).map_err(|_| {
-                ctx.err(v.span(), format!("expected a level (error, warn, info, debug, trace) or a filter like \"lifeboat=debug\", found \"{}\"", v.get_ref()))
-            })?;
-            v.get_ref().clone()
-        }
-    };
-    let format = match l.format.as_ref() {
-        None => LogFormat::Text,
-        Some(v) if v.get_ref() == "text" => LogFormat::Text,
-        Some(v) if v.get_ref() == "json" => LogFormat::Json,
-        Some(v) => {
-            return Err(ctx.err(
-                v.span(),
-                format!("expected \"text\" or \"json\", found \"{}\"", v.get_ref()),
-            ));
-        }
-    };
-    Ok(Log {
-        level,
-        format,
-        access: l.access.unwrap_or(true),
     })
 }

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::rounds::Conn;
 use super::{Activity, Cancels, DrainToken, watchdog};
+use crate::access_log::AccessLog;
 use crate::config::{Config, Limits};
 use crate::runtime::Shared;
 use crate::stack::{ConnCtx, Gateway};
@@ -43,6 +44,7 @@ pub(super) struct Acceptor {
     pub(super) drain: DrainToken,
     pub(super) limit: Arc<Semaphore>,
     pub(super) tls: bool,
+    pub(super) access: AccessLog,
 }
 
 impl Acceptor {
@@ -87,6 +89,7 @@ impl Acceptor {
         let shared = self.shared.clone();
         let stop = self.stop.clone();
         let drain = self.drain.clone();
+        let access = self.access.clone();
         let tls = self.tls;
         let handshakes = self.shared.handshakes.clone();
         async move {
@@ -110,6 +113,7 @@ impl Acceptor {
                 activity: activity.clone(),
                 drain,
                 cancels: cancels.clone(),
+                access,
             };
             let gateway = Gateway::new(shared, conn);
             match (tls, &config.listen.https) {

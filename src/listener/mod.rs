@@ -31,8 +31,13 @@ pub use cancels::{Answer, Cancels};
 pub(crate) use watchdog::Watchdog;
 pub use watchdog::{Activity, ActivityGuard, BodyEnd};
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::runtime::Shared;
+
+/// How long shutdown waits for the access log's last lines to be
+/// written: a destination stalled longer is not going to take them.
+const ACCESS_FLUSH: Duration = Duration::from_secs(2);
 
 /// Held by everything that must finish before shutdown completes
 /// (connections, tunnels); shutdown waits until every token is dropped.
@@ -46,6 +51,8 @@ pub struct Lifeboat {
     https: Option<TcpListener>,
     admin: Option<TcpListener>,
     hangup: Option<crate::reload::Hangup>,
+    access: AccessLog,
+    reopen: Option<crate::access_log::Reopen>,
 }
 
 impl Lifeboat {
@@ -78,12 +85,19 @@ impl Lifeboat {
             None => None,
         };
         let hangup = path.is_some().then(crate::reload::Hangup::register);
+        let reopen = Some(crate::access_log::Reopen::register());
+        let log = config.log.clone();
+        let shared = Shared::new(config, path);
+        let live = shared.clone();
+        let access = AccessLog::start(&log, move || live.runtime().config.log.access_path.clone())?;
         Ok(Lifeboat {
-            shared: Shared::new(config, path),
+            shared,
             http,
             https,
             admin,
             hangup,
+            access,
+            reopen,
         })
     }
 
@@ -124,6 +138,7 @@ impl Lifeboat {
                     drain: DrainToken(drain_tx.clone()),
                     limit: limit.clone(),
                     tls,
+                    access: self.access.clone(),
                 };
                 tokio::spawn(acceptor.run(listener));
             }
@@ -153,6 +168,14 @@ impl Lifeboat {
         }
         self.shared.events.emit(crate::story::Event::Stopped);
         self.shared.events.flush(Duration::from_secs(2)).await;
+        // Every request has finished: its line is in the buffers, and goes
+        // out now rather than with the process.
+        if !self.access.flush(ACCESS_FLUSH).await {
+            tracing::warn!(
+                ?ACCESS_FLUSH,
+                "the access log's destination did not take its last lines in time"
+            );
+        }
         for task in background.tasks {
             task.abort();
         }
@@ -163,6 +186,7 @@ impl Lifeboat {
     /// webhook writer, the admin API, and the reload triggers.
     fn start_control(&mut self) -> Control {
         crate::telemetry::install();
+        self.access.register_metrics();
         let shared = self.shared.clone();
         let rt = shared.runtime();
         let mut tasks = vec![
@@ -188,6 +212,9 @@ impl Lifeboat {
                 tracing::info!(address = %a, "admin listening");
             }
             tasks.push(tokio::spawn(crate::admin::serve(listener, admin.clone())));
+        }
+        if let Some(reopen) = self.reopen.take() {
+            tasks.push(tokio::spawn(reopen.run(self.access.clone())));
         }
         if let Some(hangup) = self.hangup.take() {
             tasks.push(tokio::spawn(crate::reload::on_sighup(

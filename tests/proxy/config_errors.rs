@@ -132,6 +132,49 @@ fn out_of_range() {
 }
 
 #[test]
+fn log_keys_point_at_the_value() {
+    let d = diagnose(&format!("{ORIGIN}[log]\nshed_sample = 1.5\n"));
+    assert_eq!((d.line, d.column), (4, 15));
+    assert_eq!(d.key.as_deref(), Some("log.shed_sample"));
+    assert!(
+        d.message.starts_with("must be a fraction between 0 and 1"),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!("{ORIGIN}[log]\nshed_sample = \"1%\"\n"));
+    assert_eq!(d.key.as_deref(), Some("log.shed_sample"));
+    let d = diagnose(&format!("{ORIGIN}[log]\naccess_path = \"\"\n"));
+    assert_eq!(
+        (d.line, d.column, d.key.as_deref()),
+        (4, 15, Some("log.access_path"))
+    );
+    assert!(
+        d.message.contains("leave `access_path` out"),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!(
+        "{ORIGIN}[log]\naccess_path = \"/nonexistent-dir/access.log\"\n"
+    ));
+    assert_eq!(d.message, "directory /nonexistent-dir does not exist");
+    let dir = tempfile::tempdir().unwrap();
+    let d = diagnose(&format!("{ORIGIN}[log]\naccess_path = {:?}\n", dir.path()));
+    assert!(
+        d.message.ends_with("is a directory; expected a file"),
+        "{}",
+        d.message
+    );
+    // Whole numbers are fractions too, and a relative path is the
+    // config directory's.
+    for sample in ["0", "1", "0.01"] {
+        let text = format!("{ORIGIN}[log]\nshed_sample = {sample}\naccess_path = \"a.log\"\n");
+        let c = config::from_str(&text, "ok.toml", dir.path()).unwrap();
+        assert_eq!(c.log.shed_sample, sample.parse::<f64>().unwrap());
+        assert_eq!(c.log.access_path, Some(dir.path().join("a.log")));
+    }
+}
+
+#[test]
 fn missing_cert_file() {
     let d = diagnose(&format!(
         "[listen]\nhttps = \"127.0.0.1:8443\"\n[listen.tls]\ncert = \"missing.pem\"\nkey = \"missing.key\"\n{ORIGIN}"

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod access_log;
 mod admin_limits;
 mod admission;
 mod config_errors;

@@ -171,7 +171,10 @@ async fn access_log_has_one_structured_line_per_request() {
     assert_eq!(v["status"], 200);
     assert_eq!(v["bytes"], 1234);
     assert!(v["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert!(v["duration_ms"].as_f64().unwrap() >= 0.0);
+    // Whole microseconds, never a float.
+    assert!(v["duration_us"].is_u64(), "{line}");
+    assert!(v.get("duration_ms").is_none(), "{line}");
+    assert_eq!(v["target"], "lifeboat::access");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

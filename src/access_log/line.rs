@@ -1,0 +1,413 @@
+//! One access line, written straight into the writer's buffer: no
+//! `tracing` event, no intermediate `String`, no float. The layout is the
+//! one `tracing-subscriber` gives every other line of the process, so the
+//! text and JSON formats read (and parse) as they did when access lines
+//! were `tracing` events:
+//!
+//! ```text
+//! 2026-11-29T16:23:31.845610Z  INFO lifeboat::access: method=GET path="/x" version=HTTP/1.1 status=503 bytes=3037 duration_us=45 peer=127.0.0.1:57988 class="normal" shed="degraded" end="complete"
+//! {"timestamp":"2026-11-29T16:23:31.845610Z","level":"INFO","method":"GET","path":"/x",…,"end":"complete","target":"lifeboat::access"}
+//! ```
+//!
+//! Durations are whole microseconds (`duration_us`). Strings are quoted
+//! and escaped (JSON escapes in JSON, Rust's `Debug` escapes in text, as
+//! `tracing-subscriber` writes them), so no value can end a line early.
+
+use std::fmt::{self, Display, Write as _};
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use http::{Method, Version};
+
+use crate::apology::ShedReason;
+use crate::body::BodyError;
+use crate::classify::RouteClass;
+use crate::config::LogFormat;
+
+/// The target every access line names, as its `tracing` events did.
+pub const TARGET: &str = "lifeboat::access";
+
+/// How a request's response ended.
+#[derive(Debug, Clone, Copy)]
+pub enum End<'a> {
+    /// The body was sent to its end.
+    Complete,
+    /// The client went away before the end.
+    Aborted,
+    /// The body failed (idle, too slow, broken stream).
+    Failed(&'a BodyError),
+}
+
+impl Display for End<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::Complete => f.write_str("complete"),
+            End::Aborted => f.write_str("aborted by client"),
+            End::Failed(e) => Display::fmt(e, f),
+        }
+    }
+}
+
+/// What one access line says.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// The client's HTTP version.
+    pub version: Version,
+    /// The response status.
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes: u64,
+    /// From the head's arrival to the end of the response, µs.
+    pub duration_us: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The route class, once classified.
+    pub class: Option<RouteClass>,
+    /// Why the request got the apology, if it did.
+    pub shed: Option<ShedReason>,
+    /// How the response ended.
+    pub end: End<'a>,
+}
+
+/// One second's shed requests for one reason, when only a sample of them
+/// get their own line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShedSummary {
+    /// The reason.
+    pub reason: ShedReason,
+    /// Shed requests by class, in [`RouteClass::ALL`] order.
+    pub classes: [u64; 3],
+    /// How many of them got their own line.
+    pub logged: u64,
+}
+
+impl ShedSummary {
+    /// Shed requests, all classes.
+    pub fn count(&self) -> u64 {
+        self.classes.iter().sum()
+    }
+}
+
+/// Appends the access line for `r`, written `at` (the end of its
+/// response), newline included.
+pub fn request(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, r: &Request<'_>) {
+    let mut w = Line::open(out, format, at);
+    w.token("method", r.method.as_str());
+    w.string("path", r.path);
+    w.token("version", Debugged(r.version));
+    w.number("status", r.status.into());
+    w.number("bytes", r.bytes);
+    w.number("duration_us", r.duration_us);
+    w.token("peer", r.peer);
+    if let Some(class) = r.class {
+        w.string("class", class.as_str());
+    }
+    if let Some(shed) = r.shed {
+        w.string("shed", shed.as_str());
+    }
+    w.string("end", r.end);
+    w.close();
+}
+
+/// Appends the summary line for `s`, newline included:
+/// `shed summary reason="degraded" count=40213 logged=402
+/// classes=primary:0,keep:1213,normal:39000` (in JSON, `classes` is an
+/// object).
+pub fn summary(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, s: &ShedSummary) {
+    let mut w = Line::open(out, format, at);
+    w.message("shed summary");
+    w.string("reason", s.reason.as_str());
+    w.number("count", s.count());
+    w.number("logged", s.logged);
+    w.classes(&s.classes);
+    w.close();
+}
+
+/// `Debug` shown as if it were `Display` (the version reads `HTTP/1.1`).
+struct Debugged<T>(T);
+
+impl<T: fmt::Debug> Display for Debugged<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// A line being written, in either format.
+struct Line<'a> {
+    out: &'a mut Vec<u8>,
+    format: LogFormat,
+}
+
+impl<'a> Line<'a> {
+    fn open(out: &'a mut Vec<u8>, format: LogFormat, at: SystemTime) -> Self {
+        let ts = humantime::format_rfc3339_micros(at);
+        match format {
+            LogFormat::Text => put(out, format_args!("{ts}  INFO {TARGET}:")),
+            LogFormat::Json => put(
+                out,
+                format_args!("{{\"timestamp\":\"{ts}\",\"level\":\"INFO\""),
+            ),
+        }
+        Line { out, format }
+    }
+
+    fn key(&mut self, key: &str) {
+        match self.format {
+            LogFormat::Text => {
+                self.out.push(b' ');
+                self.out.extend_from_slice(key.as_bytes());
+                self.out.push(b'=');
+            }
+            LogFormat::Json => {
+                self.out.extend_from_slice(b",\"");
+                self.out.extend_from_slice(key.as_bytes());
+                self.out.extend_from_slice(b"\":");
+            }
+        }
+    }
+
+    /// The event's message: bare in text, `"message"` in JSON.
+    fn message(&mut self, text: &str) {
+        match self.format {
+            LogFormat::Text => {
+                self.out.push(b' ');
+                self.out.extend_from_slice(text.as_bytes());
+            }
+            LogFormat::Json => {
+                self.out.extend_from_slice(b",\"message\":");
+                quoted(self.out, LogFormat::Json, text);
+            }
+        }
+    }
+
+    fn number(&mut self, key: &str, n: u64) {
+        self.key(key);
+        put(self.out, format_args!("{n}"));
+    }
+
+    /// A value that needs no quotes in text (a method, a version, an
+    /// address: no spaces, no quotes) and is a string in JSON.
+    fn token(&mut self, key: &str, value: impl Display) {
+        self.key(key);
+        match self.format {
+            LogFormat::Text => put(self.out, format_args!("{value}")),
+            LogFormat::Json => quoted(self.out, LogFormat::Json, value),
+        }
+    }
+
+    /// A value quoted and escaped in both formats.
+    fn string(&mut self, key: &str, value: impl Display) {
+        self.key(key);
+        quoted(self.out, self.format, value);
+    }
+
+    fn classes(&mut self, counts: &[u64; 3]) {
+        self.key("classes");
+        let json = self.format == LogFormat::Json;
+        if json {
+            self.out.push(b'{');
+        }
+        for (i, (class, n)) in RouteClass::ALL.iter().zip(counts).enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            let name = class.as_str();
+            if json {
+                put(self.out, format_args!("{sep}\"{name}\":{n}"));
+            } else {
+                put(self.out, format_args!("{sep}{name}:{n}"));
+            }
+        }
+        if json {
+            self.out.push(b'}');
+        }
+    }
+
+    fn close(self) {
+        match self.format {
+            LogFormat::Text => self.out.push(b'\n'),
+            LogFormat::Json => {
+                put(self.out, format_args!(",\"target\":\"{TARGET}\"}}\n"));
+            }
+        }
+    }
+}
+
+/// Appends formatted text (writing to a `Vec` cannot fail).
+fn put(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
+    let _ = Bytes(out).write_fmt(args);
+}
+
+/// Appends `value` in double quotes, escaped for `format`.
+fn quoted(out: &mut Vec<u8>, format: LogFormat, value: impl Display) {
+    out.push(b'"');
+    let _ = write!(Escaped { out, format }, "{value}");
+    out.push(b'"');
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// `fmt::Write` that escapes what it is given: `"`, `\` and control
+/// characters, as JSON or as Rust's `Debug` for `str` does.
+struct Escaped<'a> {
+    out: &'a mut Vec<u8>,
+    format: LogFormat,
+}
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c.is_control()) {
+            self.out.extend_from_slice(&rest.as_bytes()[..i]);
+            let c = rest[i..].chars().next().unwrap_or('\0');
+            match (c, self.format) {
+                ('"', _) => self.out.extend_from_slice(b"\\\""),
+                ('\\', _) => self.out.extend_from_slice(b"\\\\"),
+                ('\n', _) => self.out.extend_from_slice(b"\\n"),
+                ('\r', _) => self.out.extend_from_slice(b"\\r"),
+                ('\t', _) => self.out.extend_from_slice(b"\\t"),
+                (c, LogFormat::Json) => put(self.out, format_args!("\\u{:04x}", c as u32)),
+                (c, LogFormat::Text) => put(self.out, format_args!("\\u{{{:x}}}", c as u32)),
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.out.extend_from_slice(rest.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(1_795_969_411_845_610)
+    }
+
+    fn sample(path: &str) -> Request<'_> {
+        Request {
+            method: &Method::GET,
+            path,
+            version: Version::HTTP_11,
+            status: 503,
+            bytes: 3037,
+            duration_us: 45,
+            peer: "127.0.0.1:57988".parse().unwrap(),
+            class: Some(RouteClass::Normal),
+            shed: Some(ShedReason::Degraded),
+            end: End::Complete,
+        }
+    }
+
+    fn text(r: &Request<'_>) -> String {
+        let mut out = Vec::new();
+        request(&mut out, LogFormat::Text, at(), r);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn json(r: &Request<'_>) -> serde_json::Value {
+        let mut out = Vec::new();
+        request(&mut out, LogFormat::Json, at(), r);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn text_reads_as_tracing_wrote_it_with_integer_microseconds() {
+        assert_eq!(
+            text(&sample("/x")),
+            "2026-11-29T16:23:31.845610Z  INFO lifeboat::access: method=GET path=\"/x\" \
+             version=HTTP/1.1 status=503 bytes=3037 duration_us=45 peer=127.0.0.1:57988 \
+             class=\"normal\" shed=\"degraded\" end=\"complete\"\n"
+        );
+    }
+
+    #[test]
+    fn json_has_the_same_fields_and_the_target() {
+        let v = json(&sample("/x"));
+        assert_eq!(v["timestamp"], "2026-11-29T16:23:31.845610Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/x");
+        assert_eq!(v["version"], "HTTP/1.1");
+        assert_eq!(v["status"], 503);
+        assert_eq!(v["bytes"], 3037);
+        assert_eq!(v["duration_us"], 45);
+        assert!(v["duration_us"].is_u64());
+        assert_eq!(v["peer"], "127.0.0.1:57988");
+        assert_eq!(v["class"], "normal");
+        assert_eq!(v["shed"], "degraded");
+        assert_eq!(v["end"], "complete");
+        assert_eq!(v["target"], TARGET);
+    }
+
+    #[test]
+    fn no_value_can_break_a_line_or_a_quote() {
+        let nasty = "/a\"b\\c\nd\u{1}é";
+        let v = json(&sample(nasty));
+        assert_eq!(v["path"], nasty);
+        let t = text(&sample(nasty));
+        assert!(t.contains(r#"path="/a\"b\\c\nd\u{1}é""#), "{t}");
+        assert_eq!(t.matches('\n').count(), 1);
+    }
+
+    #[test]
+    fn optional_fields_are_left_out_and_failures_say_why() {
+        let err = BodyError::Idle(Duration::from_secs(30));
+        let r = Request {
+            class: None,
+            shed: None,
+            end: End::Failed(&err),
+            ..sample("/")
+        };
+        let v = json(&r);
+        assert!(v.get("class").is_none() && v.get("shed").is_none());
+        assert_eq!(v["end"], "body made no progress for 30s");
+        assert!(text(&r).ends_with(" end=\"body made no progress for 30s\"\n"));
+        let aborted = Request {
+            end: End::Aborted,
+            ..sample("/")
+        };
+        assert!(text(&aborted).ends_with(" end=\"aborted by client\"\n"));
+    }
+
+    #[test]
+    fn a_summary_counts_the_reason_by_class() {
+        let s = ShedSummary {
+            reason: ShedReason::Degraded,
+            classes: [0, 1213, 39000],
+            logged: 402,
+        };
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_969_411);
+        let mut out = Vec::new();
+        summary(&mut out, LogFormat::Text, at, &s);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2026-11-29T16:23:31.000000Z  INFO lifeboat::access: shed summary reason=\"degraded\" \
+             count=40213 logged=402 classes=primary:0,keep:1213,normal:39000\n"
+        );
+        let mut out = Vec::new();
+        summary(&mut out, LogFormat::Json, at, &s);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["message"], "shed summary");
+        assert_eq!(v["reason"], "degraded");
+        assert_eq!(v["count"], 40213);
+        assert_eq!(v["logged"], 402);
+        assert_eq!(v["classes"]["keep"], 1213);
+        assert_eq!(v["classes"]["normal"], 39000);
+        assert_eq!(v["target"], TARGET);
+    }
+}
