@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Side-by-side: direct to an nginx origin, via nginx, via HAProxy and via
 # lifeboat, plus nginx `return 503` vs lifeboat's error page, measured with wrk
-# in interleaved rounds; then nginx and lifeboat again with their access logs
-# on (to a file), proxying 1 KiB and answering 503. Load generator pinned to
-# CPU 0, origin + proxy to CPU 1. All traffic on 127.0.0.1; every run is
-# bounded by wrk's duration.
+# in interleaved rounds; nginx and lifeboat are measured again with their
+# access logs on (to a file), proxying 1 KiB and answering 503, each right
+# after the same target with its log off. Load generator pinned to CPU 0,
+# origin + proxy to CPU 1. All traffic on 127.0.0.1; every run is bounded by
+# wrk's duration.
 #
 # usage: benches/compare/run.sh [ROUNDS] [SECONDS]      (default 5 rounds x 5 s)
+#        LOGS_ONLY=1 benches/compare/run.sh 3 4         (the access-log figures only)
 # Installs nginx, haproxy and wrk from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,44 +42,58 @@ measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s requests
 
 declare -A rps mib served
 targets=(direct nginx haproxy lifeboat)
+# LOGS_ONLY=1: only what the access-log figures need (nginx and lifeboat,
+# 1 KiB and 503, logs off and on), in about half the time.
+[[ -n "${LOGS_ONLY:-}" ]] && targets=(nginx lifeboat)
 port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $VIA_NGINX;; haproxy) echo $VIA_HAPROXY;; lifeboat) echo $VIA_LIFEBOAT;; esac; }
 log_port_of() { case $1 in nginx_log) echo $VIA_NGINX_LOG;; lifeboat_log) echo $VIA_LIFEBOAT_LOG;; nginx503_log) echo $NGINX_503_LOG;; lifeboat503_log) echo $LIFEBOAT_503_LOG;; esac; }
 last() { echo "${rps[$1]}" | awk '{print $NF}'; }
+measure_log_on() { # key: measured right after its log-off twin, same round
+  local ok= q reqs
+  case $1 in *503*) ok=yes;; esac
+  read -r q _ reqs <<<"$(measure "http://127.0.0.1:$(log_port_of "$1")/1k.bin" "$CONNS" "$ok")"
+  rps[$1]+="$q "; served[$1]=$(( ${served[$1]:-0} + reqs ))
+}
 for r in $(seq "$ROUNDS"); do
   for t in "${targets[@]}"; do
     read -r q _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/1k.bin")"; rps[$t]+="$q "
-    read -r _ m _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/10m.bin" 4)"; mib[$t]+="$m "
-    echo "  round $r $t: 1KiB $q req/s, 10MiB $m MiB/s" >&2
+    line="  round $r $t: 1KiB $q req/s"
+    if [[ $t == nginx || $t == lifeboat ]]; then
+      measure_log_on "${t}_log"; line+=" (log on: $(last "${t}_log"))"
+    fi
+    if [[ -z "${LOGS_ONLY:-}" ]]; then
+      read -r _ m _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/10m.bin" 4)"; mib[$t]+="$m "
+      line+=", 10MiB $m MiB/s"
+    fi
+    echo "$line" >&2
   done
   read -r q _ <<<"$(measure "http://127.0.0.1:$NGINX_503/" "$CONNS" yes)"; rps[nginx503]+="$q "
+  measure_log_on nginx503_log
   read -r q _ <<<"$(measure "http://127.0.0.1:$LIFEBOAT_503/" "$CONNS" yes)"; rps[lifeboat503]+="$q "
-  echo "  round $r 503: nginx $(echo "${rps[nginx503]}" | awk '{print $NF}') req/s, lifeboat apology $q req/s" >&2
-  # Access logs on, each right after its log-off figure above, same round.
-  for t in nginx_log lifeboat_log nginx503_log lifeboat503_log; do
-    case $t in *503*) ok=yes;; *) ok=;; esac
-    read -r q _ n <<<"$(measure "http://127.0.0.1:$(log_port_of "$t")/1k.bin" "$CONNS" "$ok")"
-    rps[$t]+="$q "; served[$t]=$(( ${served[$t]:-0} + n ))
-  done
-  echo "  round $r logs on: nginx 1KiB $(last nginx_log), lifeboat 1KiB $(last lifeboat_log), nginx 503 $(last nginx503_log), lifeboat apology $(last lifeboat503_log) req/s" >&2
+  measure_log_on lifeboat503_log
+  echo "  round $r 503: nginx $(last nginx503) (log on: $(last nginx503_log)) req/s, lifeboat apology $(last lifeboat503) (log on: $(last lifeboat503_log)) req/s" >&2
   echo "round $r/$ROUNDS done" >&2
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
 echo "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS interleaved rounds, medians; wrk on CPU 0, origin + proxy on CPU 1"
-printf '| target | 1 KiB req/s | ratio to direct | 10 MiB MiB/s | ratio to direct |\n|---|---|---|---|---|\n'
-d_rps=$(echo "${rps[direct]}" | median); d_mib=$(echo "${mib[direct]}" | median)
-for t in "${targets[@]}"; do
-  q=$(echo "${rps[$t]}" | median); m=$(echo "${mib[$t]}" | median)
-  printf '| %s | %.0f | %.2f | %.0f | %.2f |\n' "$t" "$q" "$(echo "$q / $d_rps" | bc -l)" "$m" "$(echo "$m / $d_mib" | bc -l)"
-done
-l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median); h=$(echo "${mib[haproxy]}" | median); lm=$(echo "${mib[lifeboat]}" | median)
-printf '\nlifeboat / nginx (1 KiB req/s): %.2f   (target >= 1.10)\n' "$(echo "$l / $n" | bc -l)"
-# Round by round too: nginx is sometimes bimodal on this shared box, and a
-# ratio of medians can hide that.
-paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[nginx]}" | grep -v '^$') \
-  | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
-printf 'lifeboat / haproxy (10 MiB MiB/s): %.2f   (target >= 1.00)\n' "$(echo "$lm / $h" | bc -l)"
+l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median)
+if [[ -z "${LOGS_ONLY:-}" ]]; then
+  printf '| target | 1 KiB req/s | ratio to direct | 10 MiB MiB/s | ratio to direct |\n|---|---|---|---|---|\n'
+  d_rps=$(echo "${rps[direct]}" | median); d_mib=$(echo "${mib[direct]}" | median)
+  for t in "${targets[@]}"; do
+    q=$(echo "${rps[$t]}" | median); m=$(echo "${mib[$t]}" | median)
+    printf '| %s | %.0f | %.2f | %.0f | %.2f |\n' "$t" "$q" "$(echo "$q / $d_rps" | bc -l)" "$m" "$(echo "$m / $d_mib" | bc -l)"
+  done
+  h=$(echo "${mib[haproxy]}" | median); lm=$(echo "${mib[lifeboat]}" | median)
+  printf '\nlifeboat / nginx (1 KiB req/s): %.2f   (target >= 1.10)\n' "$(echo "$l / $n" | bc -l)"
+  # Round by round too: nginx is sometimes bimodal on this shared box, and a
+  # ratio of medians can hide that.
+  paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[nginx]}" | grep -v '^$') \
+    | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
+  printf 'lifeboat / haproxy (10 MiB MiB/s): %.2f   (target >= 1.00)\n' "$(echo "$lm / $h" | bc -l)"
+fi
 n5=$(echo "${rps[nginx503]}" | median); l5=$(echo "${rps[lifeboat503]}" | median)
 printf 'nginx static 503: %.0f req/s; lifeboat apology: %.0f req/s\n' "$n5" "$l5"
 printf 'lifeboat apology / nginx 503: %.2f   (target >= 1.00)\n' "$(echo "$l5 / $n5" | bc -l)"

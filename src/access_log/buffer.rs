@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::apology::ShedReason;
 use crate::classify::RouteClass;
 
-use super::line::ShedSummary;
+use super::line::{Clock, ShedSummary, Stamp};
 
 /// More shards than this would only spread the same bytes thinner: the
 /// runtime has a worker per CPU, and two workers sharing a shard contend
@@ -73,7 +73,15 @@ impl Pending {
 /// shards do not slow each other down.
 #[repr(align(64))]
 #[derive(Debug, Default)]
-struct Shard(Mutex<Pending>);
+struct Shard(Mutex<ShardState>);
+
+/// A shard's lines, and its clock (which stays when the lines are swapped
+/// out).
+#[derive(Debug, Default)]
+struct ShardState {
+    pending: Pending,
+    clock: Clock,
+}
 
 /// The shards and their cap.
 #[derive(Debug)]
@@ -110,23 +118,24 @@ impl Buffers {
         }
     }
 
-    /// Appends one line, written by `line` for the time it is given, to the
-    /// calling thread's shard, unless the shard is full.
-    pub fn push(&self, line: impl FnOnce(&mut Vec<u8>, SystemTime)) -> Pushed {
-        let mut pending = self.shard(shard_of_this_thread());
+    /// Appends one line, written by `line` with the time stamp it is
+    /// given, to the calling thread's shard, unless the shard is full.
+    pub fn push(&self, line: impl FnOnce(&mut Vec<u8>, &Stamp)) -> Pushed {
+        let mut state = self.shard(shard_of_this_thread());
+        let ShardState { pending, clock } = &mut *state;
         let before = pending.bytes.len();
         if before >= self.cap {
             return Pushed::Dropped;
         }
         let now = SystemTime::now();
-        line(&mut pending.bytes, now);
+        line(&mut pending.bytes, &clock.stamp(now));
         let at = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let end = pending.bytes.len();
         pending.ends.push((at, end));
         let half = self.cap / 2;
-        if before < half && pending.bytes.len() >= half {
+        if before < half && end >= half {
             Pushed::HalfFull
         } else {
             Pushed::Kept
@@ -141,10 +150,10 @@ impl Buffers {
     /// Swaps shard `i`'s pending lines with `spare` (which should be
     /// empty): the writer writes them without holding the lock.
     pub fn swap(&self, i: usize, spare: &mut Pending) {
-        std::mem::swap(&mut *self.shard(i), spare);
+        std::mem::swap(&mut self.shard(i).pending, spare);
     }
 
-    fn shard(&self, i: usize) -> MutexGuard<'_, Pending> {
+    fn shard(&self, i: usize) -> MutexGuard<'_, ShardState> {
         // A panic while appending a line leaves whole lines behind it at
         // worst; the buffer stays usable.
         self.shards[i % self.shards.len()]
@@ -205,7 +214,7 @@ impl ShedTally {
 mod tests {
     use super::*;
 
-    fn line(out: &mut Vec<u8>, _: SystemTime) {
+    fn line(out: &mut Vec<u8>, _: &Stamp) {
         out.extend_from_slice(b"0123456789\n");
     }
 

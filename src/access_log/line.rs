@@ -15,7 +15,7 @@
 
 use std::fmt::{self, Display, Write as _};
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Method, Version};
 
@@ -36,16 +36,6 @@ pub enum End<'a> {
     Aborted,
     /// The body failed (idle, too slow, broken stream).
     Failed(&'a BodyError),
-}
-
-impl Display for End<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            End::Complete => f.write_str("complete"),
-            End::Aborted => f.write_str("aborted by client"),
-            End::Failed(e) => Display::fmt(e, f),
-        }
-    }
 }
 
 /// What one access line says.
@@ -92,24 +82,35 @@ impl ShedSummary {
     }
 }
 
-/// Appends the access line for `r`, written `at` (the end of its
-/// response), newline included.
-pub fn request(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, r: &Request<'_>) {
-    let mut w = Line::open(out, format, at);
+/// Appends the access line for `r`, stamped `ts` (the end of its
+/// response, from [`Clock::stamp`]), newline included.
+pub fn request(out: &mut Vec<u8>, format: LogFormat, ts: &Stamp, r: &Request<'_>) {
+    let mut w = Line::open(out, format, ts);
     w.token("method", r.method.as_str());
     w.string("path", r.path);
-    w.token("version", Debugged(r.version));
+    w.token("version", version(r.version));
     w.number("status", r.status.into());
     w.number("bytes", r.bytes);
     w.number("duration_us", r.duration_us);
-    w.token("peer", r.peer);
+    w.key("peer");
+    match w.format {
+        LogFormat::Text => put(w.out, format_args!("{}", r.peer)),
+        LogFormat::Json => quoted(w.out, LogFormat::Json, r.peer),
+    }
     if let Some(class) = r.class {
         w.string("class", class.as_str());
     }
     if let Some(shed) = r.shed {
         w.string("shed", shed.as_str());
     }
-    w.string("end", r.end);
+    match r.end {
+        End::Complete => w.string("end", "complete"),
+        End::Aborted => w.string("end", "aborted by client"),
+        End::Failed(e) => {
+            w.key("end");
+            quoted(w.out, w.format, e);
+        }
+    }
     w.close();
 }
 
@@ -118,7 +119,8 @@ pub fn request(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, r: &Request
 /// classes=primary:0,keep:1213,normal:39000` (in JSON, `classes` is an
 /// object).
 pub fn summary(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, s: &ShedSummary) {
-    let mut w = Line::open(out, format, at);
+    let ts = Clock::default().stamp(at);
+    let mut w = Line::open(out, format, &ts);
     w.message("shed summary");
     w.string("reason", s.reason.as_str());
     w.number("count", s.count());
@@ -127,12 +129,52 @@ pub fn summary(out: &mut Vec<u8>, format: LogFormat, at: SystemTime, s: &ShedSum
     w.close();
 }
 
-/// `Debug` shown as if it were `Display` (the version reads `HTTP/1.1`).
-struct Debugged<T>(T);
+/// A timestamp as tracing-subscriber writes it: RFC 3339, UTC, in
+/// microseconds (`2026-11-29T16:23:31.845610Z`).
+pub type Stamp = [u8; 27];
 
-impl<T: fmt::Debug> Display for Debugged<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+/// Renders [`Stamp`]s, the date and time of day once a second: what is
+/// left per line is six digits.
+#[derive(Debug, Default)]
+pub struct Clock {
+    second: Option<u64>,
+    /// `2026-11-29T16:23:31`.
+    prefix: [u8; 19],
+}
+
+impl Clock {
+    /// The stamp for `at`.
+    pub fn stamp(&mut self, at: SystemTime) -> Stamp {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if self.second != Some(since.as_secs()) {
+            let text = humantime::format_rfc3339_seconds(at).to_string();
+            if let Some(prefix) = text.as_bytes().get(..19) {
+                self.prefix.copy_from_slice(prefix);
+            }
+            self.second = Some(since.as_secs());
+        }
+        let mut ts = [0u8; 27];
+        ts[..19].copy_from_slice(&self.prefix);
+        ts[19] = b'.';
+        let mut micros = since.subsec_micros();
+        for digit in ts[20..26].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        ts[26] = b'Z';
+        ts
+    }
+}
+
+/// The version as `http::Version`'s `Debug` writes it, without `fmt`.
+fn version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
     }
 }
 
@@ -143,14 +185,19 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    fn open(out: &'a mut Vec<u8>, format: LogFormat, at: SystemTime) -> Self {
-        let ts = humantime::format_rfc3339_micros(at);
+    fn open(out: &'a mut Vec<u8>, format: LogFormat, ts: &Stamp) -> Self {
         match format {
-            LogFormat::Text => put(out, format_args!("{ts}  INFO {TARGET}:")),
-            LogFormat::Json => put(
-                out,
-                format_args!("{{\"timestamp\":\"{ts}\",\"level\":\"INFO\""),
-            ),
+            LogFormat::Text => {
+                out.extend_from_slice(ts);
+                out.extend_from_slice(b"  INFO ");
+                out.extend_from_slice(TARGET.as_bytes());
+                out.push(b':');
+            }
+            LogFormat::Json => {
+                out.extend_from_slice(b"{\"timestamp\":\"");
+                out.extend_from_slice(ts);
+                out.extend_from_slice(b"\",\"level\":\"INFO\"");
+            }
         }
         Line { out, format }
     }
@@ -179,30 +226,30 @@ impl<'a> Line<'a> {
             }
             LogFormat::Json => {
                 self.out.extend_from_slice(b",\"message\":");
-                quoted(self.out, LogFormat::Json, text);
+                quoted_str(self.out, LogFormat::Json, text);
             }
         }
     }
 
     fn number(&mut self, key: &str, n: u64) {
         self.key(key);
-        put(self.out, format_args!("{n}"));
+        decimal(self.out, n);
     }
 
-    /// A value that needs no quotes in text (a method, a version, an
-    /// address: no spaces, no quotes) and is a string in JSON.
-    fn token(&mut self, key: &str, value: impl Display) {
+    /// A value that needs no quotes in text (a method, a version: tokens,
+    /// no spaces, no quotes) and is a string in JSON.
+    fn token(&mut self, key: &str, value: &str) {
         self.key(key);
         match self.format {
-            LogFormat::Text => put(self.out, format_args!("{value}")),
-            LogFormat::Json => quoted(self.out, LogFormat::Json, value),
+            LogFormat::Text => self.out.extend_from_slice(value.as_bytes()),
+            LogFormat::Json => quoted_str(self.out, LogFormat::Json, value),
         }
     }
 
     /// A value quoted and escaped in both formats.
-    fn string(&mut self, key: &str, value: impl Display) {
+    fn string(&mut self, key: &str, value: &str) {
         self.key(key);
-        quoted(self.out, self.format, value);
+        quoted_str(self.out, self.format, value);
     }
 
     fn classes(&mut self, counts: &[u64; 3]) {
@@ -240,7 +287,29 @@ fn put(out: &mut Vec<u8>, args: fmt::Arguments<'_>) {
     let _ = Bytes(out).write_fmt(args);
 }
 
+/// Appends `n` in decimal, without `fmt`.
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Appends `value` in double quotes, escaped for `format`.
+fn quoted_str(out: &mut Vec<u8>, format: LogFormat, value: &str) {
+    out.push(b'"');
+    let _ = Escaped { out, format }.write_str(value);
+    out.push(b'"');
+}
+
+/// [`quoted_str`] for anything `Display`.
 fn quoted(out: &mut Vec<u8>, format: LogFormat, value: impl Display) {
     out.push(b'"');
     let _ = write!(Escaped { out, format }, "{value}");
@@ -292,8 +361,8 @@ mod tests {
 
     use super::*;
 
-    fn at() -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros(1_795_969_411_845_610)
+    fn at() -> Stamp {
+        Clock::default().stamp(UNIX_EPOCH + Duration::from_micros(1_795_969_411_845_610))
     }
 
     fn sample(path: &str) -> Request<'_> {
@@ -313,13 +382,13 @@ mod tests {
 
     fn text(r: &Request<'_>) -> String {
         let mut out = Vec::new();
-        request(&mut out, LogFormat::Text, at(), r);
+        request(&mut out, LogFormat::Text, &at(), r);
         String::from_utf8(out).unwrap()
     }
 
     fn json(r: &Request<'_>) -> serde_json::Value {
         let mut out = Vec::new();
-        request(&mut out, LogFormat::Json, at(), r);
+        request(&mut out, LogFormat::Json, &at(), r);
         assert_eq!(out.last(), Some(&b'\n'));
         assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
         serde_json::from_slice(&out).unwrap()
@@ -382,6 +451,25 @@ mod tests {
             ..sample("/")
         };
         assert!(text(&aborted).ends_with(" end=\"aborted by client\"\n"));
+    }
+
+    #[test]
+    fn stamps_are_rfc3339_micros_as_humantime_writes_them() {
+        let mut clock = Clock::default();
+        let base = UNIX_EPOCH + Duration::from_secs(1_795_969_411);
+        for us in [0, 7, 845_610, 999_999, 1_000_000, 86_400_000_001] {
+            let at = base + Duration::from_micros(us);
+            let want = humantime::format_rfc3339_micros(at).to_string();
+            assert_eq!(std::str::from_utf8(&clock.stamp(at)).unwrap(), want);
+        }
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 1234, u64::MAX] {
+            out.clear();
+            decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        assert_eq!(version(Version::HTTP_2), format!("{:?}", Version::HTTP_2));
+        assert_eq!(version(Version::HTTP_10), format!("{:?}", Version::HTTP_10));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode, Uri, Version};
 use tokio::sync::oneshot;
@@ -152,7 +152,7 @@ impl AccessLog {
         self.0.drops.register_metrics();
     }
 
-    fn push(&self, line: impl FnOnce(&mut Vec<u8>, SystemTime)) {
+    fn push(&self, line: impl FnOnce(&mut Vec<u8>, &line::Stamp)) {
         match self.0.buffers.push(line) {
             Pushed::Kept => {}
             Pushed::HalfFull => self.0.wake(),
@@ -301,7 +301,7 @@ impl Exchange {
             end,
         };
         let format = log.0.format;
-        log.push(|out, at| line::request(out, format, at, &line));
+        log.push(|out, ts| line::request(out, format, ts, &line));
     }
 }
 
