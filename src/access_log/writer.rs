@@ -24,10 +24,12 @@ use super::{Inner, line};
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The shed summary lines, and the check for a reloaded `access_path`.
 const SUMMARY_EVERY: Duration = Duration::from_secs(1);
-/// Writes to stderr are cut at line ends into pieces of at most `PIPE_BUF`
-/// bytes: a pipe keeps such a write whole, so access lines never interleave
-/// with the process's other log lines on a shared pipe (journald, a
-/// container runtime).
+/// Writes to a stderr that is not a regular file are cut at line ends into
+/// pieces of at most `PIPE_BUF` bytes: a pipe keeps such a write whole, so
+/// access lines never interleave with the process's other log lines on a
+/// shared pipe (journald, a container runtime). A regular file (`2>file`)
+/// needs no cutting (Linux does not interleave two writes to one), and
+/// there 4 KiB pieces would cost thousands of writes a second.
 const PIPE_BUF: usize = 4096;
 /// Merged lines are written in pieces of about this size: a few writes a
 /// pass, and a bounded buffer for the merge.
@@ -39,7 +41,12 @@ pub enum Destination {
     /// (a `dup`): a stalled stderr then stalls this thread's `write`, and
     /// never leaves the standard library's stderr lock held against the
     /// rest of the process.
-    Stderr(Option<File>),
+    Stderr {
+        /// Our own descriptor, if the platform gave one.
+        own: Option<File>,
+        /// Cut writes into `PIPE_BUF` pieces (stderr is not a regular file).
+        pieces: bool,
+    },
     /// A file, appended to.
     File {
         /// As configured (reopened by this name).
@@ -53,7 +60,15 @@ impl Destination {
     /// Opens `path` for appending (creating it), or stderr for `None`.
     pub fn open(path: Option<&Path>) -> io::Result<Self> {
         let Some(path) = path else {
-            return Ok(Destination::Stderr(stderr_of_our_own()));
+            let own = stderr_of_our_own();
+            let regular = own
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .is_some_and(|m| m.file_type().is_file());
+            return Ok(Destination::Stderr {
+                own,
+                pieces: !regular,
+            });
         };
         let file = OpenOptions::new().append(true).create(true).open(path)?;
         Ok(Destination::File {
@@ -64,17 +79,22 @@ impl Destination {
 
     fn path(&self) -> Option<&Path> {
         match self {
-            Destination::Stderr(_) => None,
+            Destination::Stderr { .. } => None,
             Destination::File { path, .. } => Some(path),
         }
     }
 
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
-            Destination::Stderr(Some(own)) => {
-                pipe_pieces(bytes).try_for_each(|piece| own.write_all(piece))
-            }
-            Destination::Stderr(None) => {
+            Destination::Stderr {
+                own: Some(own),
+                pieces: false,
+            } => own.write_all(bytes),
+            Destination::Stderr {
+                own: Some(own),
+                pieces: true,
+            } => pipe_pieces(bytes).try_for_each(|piece| own.write_all(piece)),
+            Destination::Stderr { own: None, .. } => {
                 let mut err = io::stderr().lock();
                 pipe_pieces(bytes).try_for_each(|piece| err.write_all(piece))
             }

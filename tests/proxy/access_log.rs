@@ -398,3 +398,68 @@ async fn a_reload_that_names_another_file_moves_the_lines_there() {
     assert!(moved[0].contains("path=\"/bytes/2\""), "{moved:#?}");
     assert_eq!(lines_of(&first).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_stderr_redirected_to_a_file_gets_every_line_whole() {
+    // `lifeboat run 2>lifeboat.log`: stderr is a regular file, written in
+    // large pieces, with the process's other log lines in between.
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &lifeboat(&origin).set("log.level", "\"info\"").toml(),
+    );
+    let log = dir.path().join("lifeboat.log");
+    let mut child = std::process::Command::new(crate::support::process::bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let addr = loop {
+        let listening = lines_of(&log)
+            .into_iter()
+            .find(|l| l.contains("listening (HTTP/1.1"));
+        if let Some(line) = listening {
+            break field(&line, "address")
+                .parse::<std::net::SocketAddr>()
+                .unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let c = client();
+    for i in 0..300 {
+        let resp = c
+            .get(format!("http://{addr}/bytes/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.bytes().await.unwrap().len(), i);
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .arg(&pid)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert_eq!(status.code(), Some(0));
+    let lines = lines_of(&log);
+    let access: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("lifeboat::access:"))
+        .collect();
+    assert_eq!(access.len(), 300);
+    for (i, line) in access.iter().enumerate() {
+        assert!(line.starts_with("20"), "a line cut or joined: {line}");
+        assert_eq!(field(line, "path"), format!("\"/bytes/{i}\""));
+        assert!(line.ends_with("end=\"complete\""), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("drained; bye")));
+}
