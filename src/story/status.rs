@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::history::{Bar, history};
 use super::report::{self, Episode};
 use super::{Event, Record};
 use crate::apology::escape_html;
@@ -23,9 +24,6 @@ use crate::apology::escape_html;
 /// A recovered episode's summary stays on the page this long by default
 /// (`[status] summary_for`).
 pub const SUMMARY_FOR: Duration = Duration::from_secs(24 * 3600);
-/// History bars: 48 half hours, the last day.
-const BARS: u32 = 48;
-const BAR: Duration = Duration::from_secs(1800);
 
 /// Live numbers, averaged over the last minute.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -76,17 +74,6 @@ pub struct Moment {
     pub at: String,
     /// What happened, in words.
     pub what: String,
-}
-
-/// One bar of the last day's history.
-#[derive(Debug, Clone, Serialize)]
-pub struct Bar {
-    /// Start of the interval, RFC 3339.
-    pub from: String,
-    /// The worst mode seen in it: normal, recovering or degraded.
-    pub state: String,
-    /// Share of downloads served in it, when lifeboat counted them.
-    pub downloads_served: Option<f64>,
 }
 
 /// The last episode, once it is over.
@@ -435,69 +422,6 @@ fn incident(ep: &Episode, updates: &[Update], mode: &str) -> Incident {
         impact: if mode == "degraded" { "major" } else { "minor" },
         incident_updates: mine,
     }
-}
-
-/// The last day in half hours: the worst mode in each, and the downloads
-/// served where lifeboat counted them.
-fn history(records: &[Record], now: SystemTime) -> Vec<Bar> {
-    let rank = |m: &str| match m {
-        "degraded" => 2,
-        "recovering" => 1,
-        _ => 0,
-    };
-    let start = now - BAR * BARS;
-    let mut bars: Vec<(u8, u64, u64)> = vec![(0, 0, 0); BARS as usize];
-    let slot = |t: SystemTime| {
-        t.duration_since(start)
-            .ok()
-            .map(|d| (d.as_secs() / BAR.as_secs()) as usize)
-            .filter(|i| *i < BARS as usize)
-    };
-    // The mode in force at each change, carried forward slot by slot.
-    let mut mode_at_start = 0u8;
-    let mut changes: Vec<(usize, u8)> = Vec::new();
-    for r in records {
-        let Some(at) = parse(&r.at) else { continue };
-        match &r.event {
-            Event::ModeChanged { from, to, .. } => match slot(at) {
-                Some(i) => {
-                    changes.push((i, rank(from)));
-                    changes.push((i, rank(to)));
-                }
-                None if at < start => mode_at_start = rank(to),
-                None => {}
-            },
-            Event::Counters {
-                primary_served,
-                shed,
-                ..
-            } => {
-                if let Some(i) = slot(at) {
-                    let refused = shed.get("primary-busy").copied().unwrap_or(0);
-                    bars[i].1 += primary_served;
-                    bars[i].2 += primary_served + refused;
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut current = mode_at_start;
-    let mut changes = changes.into_iter().peekable();
-    for (i, bar) in bars.iter_mut().enumerate() {
-        bar.0 = current;
-        while let Some((_, m)) = changes.next_if(|(s, _)| *s == i) {
-            bar.0 = bar.0.max(m);
-            current = m;
-        }
-    }
-    bars.iter()
-        .enumerate()
-        .map(|(i, (state, ok, all))| Bar {
-            from: rfc3339(start + BAR * i as u32),
-            state: ["normal", "recovering", "degraded"][*state as usize].into(),
-            downloads_served: (*all > 0).then(|| *ok as f64 / *all as f64),
-        })
-        .collect()
 }
 
 /// Escapes for the HTML page.
