@@ -284,9 +284,7 @@ impl Gateway {
         self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
         metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
         metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
-        // Downloads are never charged: a download behind the same address
-        // as a greedy client (a NAT, an office) still gets its answer.
-        if class != RouteClass::Primary && self.over_budget(rt, reason) {
+        if self.over_budget(rt, class, reason) {
             let clients = &self.shared.admission.clients;
             clients.exceeded.fetch_add(1, Relaxed);
             metrics::counter!("lifeboat_client_budget_exceeded_total").increment(1);
@@ -298,12 +296,15 @@ impl Gateway {
     /// Charges an overload apology to the client's address; true when it
     /// has had more than its budget. A trusted proxy speaks for many
     /// clients and is never charged.
-    fn over_budget(&self, rt: &Runtime, reason: ShedReason) -> bool {
+    /// Downloads are never charged: a download behind the same address as a
+    /// greedy client (a NAT, an office) still gets its answer.
+    fn over_budget(&self, rt: &Runtime, class: RouteClass, reason: ShedReason) -> bool {
         let Some(budget) = rt.config.shedding.client_budget else {
             return false;
         };
         let ip = self.conn.inbound.peer.ip();
-        reason.is_overload()
+        class != RouteClass::Primary
+            && reason.is_overload()
             && !rt.config.proxy.trusts(ip)
             && self.shared.admission.clients.charge(ip, Instant::now()) > budget
     }
