@@ -146,7 +146,7 @@ async fn scenario(name: &'static str, setup: Option<Setup>, slow: bool, wave: &W
             slowed: slow,
         };
     };
-    let text = stampede::lifeboat_config(&origin, "127.0.0.1:0", None, setup);
+    let text = stampede::lifeboat_config(&origin, "127.0.0.1:0", "off", None, setup);
     let config = lifeboat::config::from_str(&text, "stampede.toml", std::path::Path::new("."))
         .expect("config");
     let lb = lifeboat::Lifeboat::bind(config).await.expect("lifeboat");

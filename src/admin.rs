@@ -3,6 +3,8 @@
 //!
 //! | endpoint | |
 //! |---|---|
+//! | `GET /`, `GET /dashboard` | the live page ([`crate::dashboard`]) |
+//! | `GET /dashboard/data?after=<ms>` | its data: the points after `after`, the marks, `/mode`'s answer |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 while serving, 503 once draining |
@@ -148,6 +150,11 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
             "text/plain; version=0.0.4",
             crate::telemetry::render(shared),
         ),
+        (Method::GET, "/" | "/dashboard") => dashboard_page(),
+        (Method::GET, "/dashboard/data") => json_reply(
+            StatusCode::OK,
+            dashboard_data(shared, req.uri().query().unwrap_or("")),
+        ),
         (Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
             reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
@@ -197,10 +204,59 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
                 "lifeboat was not started from a config file",
             ),
         },
-        (_, "/metrics" | "/healthz" | "/readyz" | "/mode" | "/message" | "/config" | "/reload") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            "/" | "/dashboard" | "/dashboard/data" | "/metrics" | "/healthz" | "/readyz" | "/mode"
+            | "/message" | "/config" | "/reload",
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    })
+}
+
+/// The live page. It may not be framed (its buttons must not be clicked
+/// through someone else's page) and may fetch only from this listener.
+fn dashboard_page() -> Resp {
+    let mut r = reply(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        crate::dashboard::PAGE,
+    );
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src data:; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    r
+}
+
+/// What the live page polls for: the points after `after=<ms>` (all of
+/// the window without it), the window's marks, and `/mode`'s answer.
+fn dashboard_data(shared: &Shared, query: &str) -> serde_json::Value {
+    use crate::dashboard::{WINDOW, marks, unix_ms};
+    let after = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("after="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now();
+    let from = now
+        .checked_sub(std::time::Duration::from_secs(WINDOW as u64))
+        .unwrap_or(std::time::UNIX_EPOCH);
+    json!({
+        "now": unix_ms(now),
+        "window_s": WINDOW,
+        "status": mode_json(shared),
+        "message": shared.message(),
+        "token_required": shared.runtime().config.admin.token.is_some(),
+        "points": shared.live.after(after),
+        "marks": marks(&shared.events.history.since(from)),
     })
 }
 

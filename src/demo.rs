@@ -57,6 +57,9 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     let admin = lifeboat.admin_addr();
     tokio::spawn(origin.run());
     println!("lifeboat demo");
+    if let Some(admin) = admin {
+        println!("  watch             http://{admin}/   the live dashboard");
+    }
     println!(
         "  simulated origin  http://{origin_addr}  ({} workers x {:?} = {:.0} req/s capacity)",
         sim.workers,
@@ -72,7 +75,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     println!("  see   http://{addr}/.well-known/lifeboat/status        the public status page");
     if let Some(admin) = admin {
         println!(
-            "  admin http://{admin}/mode    (POST {{\"mode\":\"degraded\"}} to clear the boards by hand; /metrics)"
+            "  admin http://{admin}/mode    (POST {{\"mode\":\"degraded\"}} to clear the boards by hand, or use the dashboard's button; /metrics)"
         );
     }
     println!("  stop  Ctrl-C");

@@ -29,12 +29,14 @@ pub async fn run(listen: SocketAddr, wave_secs: Option<u64>) -> Result<(), DemoE
     let text = stampede::lifeboat_config(
         &origin_url,
         &listen.to_string(),
+        "127.0.0.1:0",
         Some(&journal_path),
         stampede::Setup::Defaults,
     );
     let config = config::from_str(&text, "<stampede demo config>", Path::new("."))?;
     let lifeboat = Lifeboat::bind(config).await?;
     let addr = lifeboat.http_addr().unwrap_or(listen);
+    let admin = lifeboat.admin_addr();
     let shared = lifeboat.shared();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(lifeboat.run(async move {
@@ -51,6 +53,9 @@ pub async fn run(listen: SocketAddr, wave_secs: Option<u64>) -> Result<(), DemoE
     });
     let capacity = sim.capacity();
     println!("lifeboat demo --stampede");
+    if let Some(admin) = admin {
+        println!("  watch:  http://{admin}/   the live dashboard, up while the wave runs");
+    }
     println!(
         "  origin: {} workers, {:?} per page = {capacity:.0} pages/s; downloads {:?} each",
         sim.workers, sim.service_time, sim.download_service_time

@@ -26,6 +26,7 @@
 //!   errors with file:line:column and key;
 //! - [`runtime`] — the live config version and what is built from it, swapped
 //!   atomically;
+//! - [`admin`] — the operator's listener; [`dashboard`] — its live page;
 //! - [`access_log`] — one line per request, buffered and written by a
 //!   thread of its own (no request waits for it); [`logging`] — the
 //!   `tracing` subscriber for everything else;
@@ -39,6 +40,7 @@ pub mod apology;
 pub mod body;
 pub mod classify;
 pub mod config;
+pub mod dashboard;
 mod deadline;
 pub mod demo;
 mod demo_stampede;

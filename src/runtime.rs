@@ -83,6 +83,8 @@ pub struct Shared {
     pub tunnels: crate::upstream::tunnel::Open,
     /// Admin connections open at once ([`crate::admin::MAX_CONNECTIONS`]).
     pub admin_slots: Arc<tokio::sync::Semaphore>,
+    /// The dashboard's last minutes, a point a second.
+    pub live: crate::dashboard::Live,
 }
 
 impl Shared {
@@ -124,6 +126,7 @@ impl Shared {
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
             tunnels: Default::default(),
             admin_slots: Arc::new(tokio::sync::Semaphore::new(crate::admin::MAX_CONNECTIONS)),
+            live: Default::default(),
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),

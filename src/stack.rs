@@ -149,6 +149,7 @@ impl Gateway {
         } else {
             class
         };
+        let admitting = Instant::now();
         let depth = match self.admit(rt, admit_as, wait).await {
             Ok(held) => {
                 let depth = held.origin.as_ref().map(|p| p.depth());
@@ -179,6 +180,10 @@ impl Gateway {
                     admission.samples.record(class, ttfb, depth);
                 }
                 crate::telemetry::ORIGIN_TTFB.record(ttfb);
+                admission.tally.proxied[class.index()].fetch_add(1, Relaxed);
+                if class == RouteClass::Primary {
+                    admission.tally.primary_ttfb.record(admitting.elapsed());
+                }
                 if failed {
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
                         .increment(1);
@@ -281,7 +286,9 @@ impl Gateway {
         http1: bool,
     ) -> Response<ResponseBody> {
         exchange.set_shed(reason);
-        self.shared.admission.tally.shed[reason as usize].fetch_add(1, Relaxed);
+        let tally = &self.shared.admission.tally;
+        tally.shed[reason as usize].fetch_add(1, Relaxed);
+        tally.refused[class.index()].fetch_add(1, Relaxed);
         metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
         metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
         if self.over_budget(rt, class, reason) {

@@ -17,6 +17,7 @@
 pub mod capacity;
 pub mod clients;
 mod decide;
+pub mod latency;
 pub mod learn;
 pub mod limiter;
 pub mod mode;
@@ -54,12 +55,19 @@ pub struct Held {
 pub struct Tally {
     /// Requests per class, all outcomes.
     pub requests: [AtomicU64; 3],
+    /// Requests per class answered by the origin (any status).
+    pub proxied: [AtomicU64; 3],
     /// Requests per class answered by the origin without a 5xx.
     pub served: [AtomicU64; 3],
+    /// Apologies per class.
+    pub refused: [AtomicU64; 3],
     /// Apologies per reason (`ShedReason as usize`).
     pub shed: [AtomicU64; 7],
     /// Dry run: apologies that would have been served, per reason.
     pub would_shed: [AtomicU64; 7],
+    /// Downloads' time from admission to the origin's response headers
+    /// (their wait in lifeboat's queue included).
+    pub primary_ttfb: latency::Latency,
 }
 
 impl Tally {
@@ -72,7 +80,9 @@ impl Tally {
         };
         TallySnapshot {
             requests: load(&self.requests),
+            proxied: load(&self.proxied),
             served: load(&self.served),
+            refused: load(&self.refused),
             shed: load(&self.shed),
             would_shed: load(&self.would_shed),
         }
@@ -85,7 +95,11 @@ pub struct TallySnapshot {
     /// Per class.
     pub requests: Vec<u64>,
     /// Per class.
+    pub proxied: Vec<u64>,
+    /// Per class.
     pub served: Vec<u64>,
+    /// Per class.
+    pub refused: Vec<u64>,
     /// Per reason.
     pub shed: Vec<u64>,
     /// Per reason (dry run).
@@ -103,7 +117,9 @@ impl TallySnapshot {
         };
         TallySnapshot {
             requests: sub(&self.requests, &earlier.requests),
+            proxied: sub(&self.proxied, &earlier.proxied),
             served: sub(&self.served, &earlier.served),
+            refused: sub(&self.refused, &earlier.refused),
             shed: sub(&self.shed, &earlier.shed),
             would_shed: sub(&self.would_shed, &earlier.would_shed),
         }

@@ -3,7 +3,8 @@
 //! mode), publish the result; on a change, log it with its cause, count it,
 //! journal it and re-render the apology page. Every tick it also measures
 //! the arrival and throughput rates recovery needs. Once a second it slides
-//! the signal window, renders the status endpoint from the tallies, and,
+//! the signal window, renders the status endpoint from the tallies, adds
+//! the dashboard's point, and,
 //! while not normal, journals counters every `[journal] counters_every`.
 //! One task; the hot path never waits for it.
 
@@ -146,6 +147,8 @@ struct Reporter {
     at_counters: TallySnapshot,
     counters_since: Instant,
     peak_inflight: usize,
+    /// The dashboard's point a second.
+    live: crate::dashboard::Sampler,
 }
 
 impl Reporter {
@@ -157,6 +160,7 @@ impl Reporter {
             at_counters: t,
             counters_since: Instant::now(),
             peak_inflight: 0,
+            live: crate::dashboard::Sampler::new(shared),
         }
     }
 
@@ -185,6 +189,9 @@ impl Reporter {
             origin_limit: shared.admission.capacity().limit,
             origin_limit_learned: shared.admission.capacity().learned,
         });
+        if let Some(point) = self.live.sample(shared, now) {
+            shared.live.push(point);
+        }
         let every = shared.runtime().config.story.counters_every;
         if shared.admission.view().mode != Mode::Normal && now - self.counters_since >= every {
             self.counters(shared, now);

@@ -112,10 +112,12 @@ pub enum Setup {
 }
 
 /// lifeboat in front of the scenario's origin: the site's routes and
-/// words, and `setup` for the rest.
+/// words, and `setup` for the rest. `admin` is the admin listener's
+/// address, or `off`.
 pub fn lifeboat_config(
     origin_url: &str,
     listen: &str,
+    admin: &str,
     journal: Option<&std::path::Path>,
     setup: Setup,
 ) -> String {
@@ -158,7 +160,7 @@ signed = "Ada, for the Example OS release team"
 message = "Release day: far more of you came than we planned for. Downloads have priority."
 
 [admin]
-listen = "off"
+listen = "{admin}"
 
 [log]
 level = "error"

@@ -71,6 +71,22 @@ impl History {
         }
     }
 
+    /// The records at or after `from`, oldest first. Read from the newest
+    /// back, so a recent `from` costs a few records, not the day.
+    pub fn since(&self, from: SystemTime) -> Vec<Record> {
+        let Ok(r) = self.records.lock() else {
+            return Vec::new();
+        };
+        let mut recent: Vec<Record> = r
+            .iter()
+            .rev()
+            .take_while(|x| humantime::parse_rfc3339_weak(&x.at).is_ok_and(|at| at >= from))
+            .cloned()
+            .collect();
+        recent.reverse();
+        recent
+    }
+
     /// A copy of what is remembered, oldest first.
     pub fn snapshot(&self) -> Vec<Record> {
         self.records

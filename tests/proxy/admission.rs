@@ -155,7 +155,7 @@ async fn wave_through(n: usize) -> Vec<Report> {
     tokio::spawn(origin.run());
     let mut boats = Vec::new();
     for _ in 0..n {
-        let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None, Setup::Defaults);
+        let text = stampede::lifeboat_config(&url, "127.0.0.1:0", "off", None, Setup::Defaults);
         let config =
             ::lifeboat::config::from_str(&text, "fleet.toml", std::path::Path::new(".")).unwrap();
         boats.push(start_config(config).await);

@@ -4,7 +4,8 @@
 //! pages served, the learned limit) and the run must end with the story.
 //! The first version showed zeros for the whole wave because nothing ran it.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// One live line: `time offered/s mode limit in-flight downloads-ok pages/s
@@ -36,32 +37,120 @@ fn parse(line: &str) -> Option<Live> {
     })
 }
 
+/// The dashboard's address from the demo's first lines (`watch:  URL  …`).
+fn dashboard_url(line: &str) -> Option<String> {
+    let rest = line.trim_start().strip_prefix("watch:")?;
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+/// The seconds the demo's dashboard shows, with their apologies summed.
+async fn shed_per_second(url: &str) -> Vec<f64> {
+    let Ok(r) = crate::support::client()
+        .get(format!("{url}dashboard/data"))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let d: serde_json::Value = r.json().await.unwrap_or_default();
+    d["points"]
+        .as_array()
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| {
+                    p["shed"]
+                        .as_object()
+                        .map_or(0.0, |m| m.values().filter_map(|v| v.as_f64()).sum())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stampede_demo_shows_the_wave_and_tells_the_story() {
     let _heavy = crate::support::heavy().await;
-    let run = tokio::task::spawn_blocking(|| {
-        Command::new(crate::support::process::bin())
-            .args([
-                "demo",
-                "--stampede",
-                "--listen",
-                "127.0.0.1:0",
-                "--wave-seconds",
-                "12",
-            ])
-            .output()
+    let mut child = Command::new(crate::support::process::bin())
+        .args([
+            "demo",
+            "--stampede",
+            "--listen",
+            "127.0.0.1:0",
+            "--wave-seconds",
+            "12",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
     });
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let next = |rx: &std::sync::mpsc::Receiver<String>| rx.recv_timeout(Duration::from_secs(30));
+
+    // The dashboard's address comes first, right after the title, so a
+    // newcomer can open it before the wave arrives.
+    seen.push(next(&rx).expect("a title"));
+    seen.push(next(&rx).expect("the dashboard's address"));
+    let url = dashboard_url(&seen[1]).unwrap_or_else(|| panic!("no dashboard first: {seen:?}"));
+
+    // And it is up while the wave runs: its seconds show the apologies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let shed = shed_per_second(&url).await;
+        if shed.iter().any(|s| *s > 100.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dashboard never showed the wave: {shed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // `LIFEBOAT_DASHBOARD_PNG=docs/dashboard.png` takes the README's
+    // screenshot here, mid-wave (not in CI: a browser beside the wave
+    // would load the machine the wave is measured on).
+    if let Some(path) = std::env::var_os("LIFEBOAT_DASHBOARD_PNG") {
+        let mut browser = crate::support::browser::Browser::launch(1400, 1250)
+            .await
+            .expect("chromium for the screenshot");
+        browser.open(&url).await;
+        browser
+            .wait_for(
+                "window.lifeboat.points.some(p => p.mode === 'degraded')",
+                Duration::from_secs(20),
+            )
+            .await;
+        browser
+            .wait_for(
+                "window.lifeboat.points.filter(p => p.mode === 'degraded').length >= 5",
+                Duration::from_secs(20),
+            )
+            .await;
+        std::fs::write(path, browser.screenshot(false).await).unwrap();
+    }
+
+    let out =
+        tokio::task::spawn_blocking(move || (child.wait(), stderr.join().unwrap_or_default()));
+    let (status, stderr) = tokio::time::timeout(Duration::from_secs(120), out)
         .await
         .expect("the demo ends by itself")
-        .unwrap()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    seen.extend(rx.iter());
+    let stdout = seen.join("\n");
+    assert!(status.unwrap().success(), "{stdout}\n{stderr}");
     let lines: Vec<Live> = stdout.lines().filter_map(parse).collect();
     assert!(lines.len() >= 12, "too few live lines:\n{stdout}");
 

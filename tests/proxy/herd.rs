@@ -26,7 +26,7 @@ async fn scenario(retry_after: u64, jitter: u64) -> Running {
         .unwrap();
     let url = format!("http://{}", origin.addr().unwrap());
     tokio::spawn(origin.run());
-    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", None, stampede::Setup::Quick)
+    let text = stampede::lifeboat_config(&url, "127.0.0.1:0", "off", None, stampede::Setup::Quick)
         .replace(
             "[apology]\n",
             &format!("[apology]\nretry_after = \"{retry_after}s\"\nretry_jitter = \"{jitter}s\"\n"),

@@ -12,6 +12,7 @@ mod admin_limits;
 mod admission;
 mod config_errors;
 mod control;
+mod dashboard;
 mod demo;
 mod exhaustion;
 mod external;

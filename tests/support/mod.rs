@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod external;
 pub mod faulty;
 pub mod h2c_origin;

@@ -1,0 +1,330 @@
+//! The live view: one page on the admin listener that shows, second by
+//! second, what the operator wants to see during a stampede. Is the
+//! clearing of the boards holding? Are the downloads fine? How many were
+//! turned away, and why? Is the origin full, and coming back?
+//!
+//! - [`Live`]: the last [`WINDOW`] seconds, one [`Point`] a second, in
+//!   memory (a few hundred bytes a point);
+//! - [`Sampler`]: turns the tallies and signals into that second's point
+//!   (the ticker calls it once a second);
+//! - [`marks`]: the mode changes, overrides, reloads and messages of the
+//!   same minutes, from the story's history;
+//! - [`PAGE`]: the page itself, with its script and styles inline (no CDN,
+//!   nothing fetched but `/dashboard/data`), polling once a second.
+//!
+//! Reading needs no token, like `GET /mode`; the page's buttons post to
+//! `/mode` and `/message` with the token the operator types in.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::admission::{TallySnapshot, latency};
+use crate::apology::ShedReason;
+use crate::classify::RouteClass;
+use crate::runtime::Shared;
+use crate::story::{Event, Record};
+
+/// Seconds the page shows.
+pub const WINDOW: usize = 300;
+
+/// The page: HTML, CSS and script in one file, embedded in the binary.
+pub const PAGE: &str = include_str!("page.html");
+
+/// One second of the live view. Rates are per second.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// When the second ended, milliseconds since the Unix epoch.
+    pub t: u64,
+    /// The mode at its end.
+    pub mode: &'static str,
+    /// An operator's override was in force.
+    pub overridden: bool,
+    /// Requests that arrived.
+    pub offered: f64,
+    /// Requests the origin answered.
+    pub proxied: f64,
+    /// Apologies, by reason (reasons with none left out).
+    pub shed: BTreeMap<&'static str, f64>,
+    /// Downloads that arrived.
+    pub downloads: f64,
+    /// Of the downloads answered, the share the origin served (no 5xx, no
+    /// apology).
+    pub downloads_ok: Option<f64>,
+    /// Downloads' time from admission to response headers, p99, ms.
+    pub downloads_p99_ms: Option<f64>,
+    /// Origin time to first byte, p95 over the signal window, ms.
+    pub ttfb_p95_ms: Option<f64>,
+    /// Share of failed origin exchanges over the signal window.
+    pub failure_rate: Option<f64>,
+    /// Requests at the origin.
+    pub inflight: usize,
+    /// The origin's limit (learned or pinned).
+    pub limit: usize,
+    /// Requests waiting in lifeboat's queue.
+    pub queued: usize,
+    /// Wait in lifeboat's queue, p95 over the signal window, ms.
+    pub queue_wait_p95_ms: Option<f64>,
+}
+
+/// The last [`WINDOW`] seconds.
+#[derive(Default)]
+pub struct Live {
+    points: Mutex<VecDeque<Point>>,
+}
+
+impl Live {
+    /// Adds one second, dropping the oldest past the window.
+    pub fn push(&self, point: Point) {
+        if let Ok(mut p) = self.points.lock() {
+            p.push_back(point);
+            while p.len() > WINDOW {
+                p.pop_front();
+            }
+        }
+    }
+
+    /// The points after `t` (ms since the epoch), oldest first: the page
+    /// asks for what it has not seen yet.
+    pub fn after(&self, t: u64) -> Vec<Point> {
+        self.points
+            .lock()
+            .map(|p| {
+                let first = p.partition_point(|x| x.t <= t);
+                p.range(first..).cloned().collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0)
+}
+
+/// Makes one [`Point`] a second from the counters' differences.
+pub struct Sampler {
+    at: Instant,
+    tally: TallySnapshot,
+    primary_ttfb: Vec<u64>,
+}
+
+impl Sampler {
+    /// Starts counting from now.
+    pub fn new(shared: &Shared) -> Self {
+        let tally = &shared.admission.tally;
+        Sampler {
+            at: Instant::now(),
+            tally: tally.snapshot(),
+            primary_ttfb: tally.primary_ttfb.snapshot(),
+        }
+    }
+
+    /// The second (or so) since the last call; `None` when called again
+    /// too soon to measure a rate (the ticker catching up after a stall).
+    pub fn sample(&mut self, shared: &Shared, now: Instant) -> Option<Point> {
+        let span = (now - self.at).as_secs_f64();
+        if span < 0.5 {
+            return None;
+        }
+        let a = &shared.admission;
+        let tally = a.tally.snapshot();
+        let primary_ttfb = a.tally.primary_ttfb.snapshot();
+        let d = tally.since(&self.tally);
+        let per_s = |n: u64| (n as f64 / span * 10.0).round() / 10.0;
+        let sum = |v: &[u64]| v.iter().sum::<u64>();
+        let p = RouteClass::Primary.index();
+        let downloads = d.requests.get(p).copied().unwrap_or(0);
+        // Of the downloads answered in this second (not those that arrived
+        // in it: a download queued across a second boundary is not a
+        // failure), the share the origin served.
+        let at = |v: &[u64]| v.get(p).copied().unwrap_or(0);
+        let answered = at(&d.proxied) + at(&d.refused);
+        let downloads_ok = (answered > 0).then(|| {
+            let ok = at(&d.served) as f64 / answered as f64;
+            (ok.min(1.0) * 10_000.0).round() / 10_000.0
+        });
+        let shed = ShedReason::ALL
+            .iter()
+            .filter_map(|r| {
+                let n = d.shed.get(*r as usize).copied().unwrap_or(0);
+                (n > 0).then(|| (r.as_str(), per_s(n)))
+            })
+            .collect();
+        let signals = a.signals(shared.runtime().config.shedding.min_samples);
+        let point = Point {
+            t: unix_ms(SystemTime::now()),
+            mode: a.view().mode.as_str(),
+            overridden: shared.override_mode().is_some(),
+            offered: per_s(sum(&d.requests)),
+            proxied: per_s(sum(&d.proxied)),
+            shed,
+            downloads: per_s(downloads),
+            downloads_ok,
+            downloads_p99_ms: ms(latency::quantile(&primary_ttfb, &self.primary_ttfb, 0.99)),
+            ttfb_p95_ms: ms(signals.ttfb_p95),
+            failure_rate: signals
+                .failure_rate
+                .map(|r| (r * 10_000.0).round() / 10_000.0),
+            inflight: a.origin.inflight(),
+            limit: a.capacity().limit,
+            queued: a.origin.queued(),
+            queue_wait_p95_ms: ms(signals.queue_wait_p95),
+        };
+        self.at = now;
+        self.tally = tally;
+        self.primary_ttfb = primary_ttfb;
+        Some(point)
+    }
+}
+
+/// A moment worth a line on the charts.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Mark {
+    /// When, ms since the epoch.
+    pub t: u64,
+    /// `mode`, `override`, `reload` or `message`.
+    pub kind: &'static str,
+    /// What happened, in a few words.
+    pub text: String,
+}
+
+/// The marks among `records` (the story's recent history), oldest first.
+pub fn marks(records: &[Record]) -> Vec<Mark> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let t = unix_ms(humantime::parse_rfc3339_weak(&r.at).ok()?);
+            let (kind, text) = match &r.event {
+                Event::ModeChanged {
+                    from, to, cause, ..
+                } => ("mode", format!("{from} → {to}: {cause}")),
+                Event::OverrideSet { mode, reason, .. } if mode == "auto" => {
+                    ("override", format!("back to auto: {reason}"))
+                }
+                Event::OverrideSet { mode, ttl, reason } => (
+                    "override",
+                    match ttl {
+                        Some(ttl) => format!("override {mode} for {ttl}: {reason}"),
+                        None => format!("override {mode}: {reason}"),
+                    },
+                ),
+                Event::OverrideExpired { mode } => ("override", format!("override {mode} expired")),
+                Event::ReloadAccepted {
+                    generation,
+                    trigger,
+                } => (
+                    "reload",
+                    format!("config generation {generation} ({trigger})"),
+                ),
+                Event::ReloadRejected { trigger, .. } => {
+                    ("reload", format!("config rejected ({trigger})"))
+                }
+                Event::Message { text, .. } if text.is_empty() => {
+                    ("message", "message cleared".to_string())
+                }
+                Event::Message { text, .. } => ("message", format!("message: {text}")),
+                Event::Started { .. } => ("reload", "started".to_string()),
+                Event::Stopped | Event::Counters { .. } => return None,
+            };
+            Some(Mark { t, kind, text })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(t: u64) -> Point {
+        Point {
+            t,
+            mode: "normal",
+            overridden: false,
+            offered: 0.0,
+            proxied: 0.0,
+            shed: BTreeMap::new(),
+            downloads: 0.0,
+            downloads_ok: None,
+            downloads_p99_ms: None,
+            ttfb_p95_ms: None,
+            failure_rate: None,
+            inflight: 0,
+            limit: 16,
+            queued: 0,
+            queue_wait_p95_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_window_keeps_the_last_points_and_hands_out_the_unseen() {
+        let live = Live::default();
+        for t in 1..=(WINDOW as u64 + 20) {
+            live.push(point(t * 1000));
+        }
+        let all = live.after(0);
+        assert_eq!(all.len(), WINDOW);
+        assert_eq!(all.first().map(|p| p.t), Some(21_000));
+        let new = live.after(318_000);
+        assert_eq!(
+            new.iter().map(|p| p.t).collect::<Vec<_>>(),
+            [319_000, 320_000]
+        );
+        assert!(live.after(320_000).is_empty());
+    }
+
+    #[test]
+    fn marks_say_what_the_operator_did_and_skip_counters() {
+        let at = "2026-11-29T18:00:00.000Z".to_string();
+        let records = vec![
+            Record {
+                at: at.clone(),
+                event: Event::OverrideSet {
+                    mode: "degraded".into(),
+                    ttl: Some("30m".into()),
+                    reason: "drill".into(),
+                },
+            },
+            Record {
+                at: at.clone(),
+                event: Event::Counters {
+                    mode: "degraded".into(),
+                    seconds: 1.0,
+                    primary_served: 1,
+                    keep_served: 0,
+                    normal_served: 0,
+                    shed: BTreeMap::new(),
+                    peak_inflight: 1,
+                    ttfb_p95_ms: None,
+                    origin_limit: None,
+                    would_shed: BTreeMap::new(),
+                },
+            },
+            Record {
+                at: "not a time".into(),
+                event: Event::Stopped,
+            },
+            Record {
+                at,
+                event: Event::ReloadAccepted {
+                    generation: 3,
+                    trigger: "sighup".into(),
+                },
+            },
+        ];
+        let m = marks(&records);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].kind, "override");
+        assert_eq!(m[0].text, "override degraded for 30m: drill");
+        assert_eq!(m[0].t, 1_795_975_200_000);
+        assert_eq!(m[1].text, "config generation 3 (sighup)");
+    }
+}
