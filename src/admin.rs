@@ -5,11 +5,12 @@
 //! |---|---|
 //! | `GET /`, `GET /dashboard` | the live page ([`crate::dashboard`]) |
 //! | `GET /dashboard/data?after=<ms>` | its data: the points after `after`, the marks, `/mode`'s answer |
+//! | `GET /fleet` | with `[fleet]`: the fleet's mode and every live instance, from their heartbeats |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 while serving, 503 once draining |
 //! | `GET /mode` | mode, since, override, signals |
-//! | `POST /mode` | `{"mode": "degraded"\|"normal"\|"auto", "ttl": "30m", "reason": "…"}` |
+//! | `POST /mode` | `{"mode": "degraded"\|"normal"\|"auto", "ttl": "30m", "reason": "…", "scope": "fleet"\|"instance"}` |
 //! | `POST /message` | `{"text": "…", "stage": "identified", "signed": "…"}`: the live message on the apology page, and an incident update on the status page (stage and signature optional) |
 //! | `GET /config` | the effective configuration, secrets redacted |
 //! | `POST /reload` | re-read the config file |
@@ -155,6 +156,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
             StatusCode::OK,
             dashboard_data(shared, req.uri().query().unwrap_or("")),
         ),
+        (Method::GET, "/fleet") => json_reply(StatusCode::OK, fleet_json(shared)),
         (Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => {
             reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
@@ -174,13 +176,28 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
                     m.stage.unwrap_or_default()
                 ),
             ),
-            Ok(m) => {
-                shared.post_update(&m.text, m.stage.as_deref(), m.signed.as_deref());
-                json_reply(
-                    StatusCode::OK,
-                    json!({ "message": m.text, "stage": m.stage, "signed": m.signed }),
-                )
-            }
+            Ok(m) => match fleet_scope(shared, m.scope.as_deref()) {
+                Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                Ok(fleet) => {
+                    shared.post_update(&m.text, m.stage.as_deref(), m.signed.as_deref());
+                    if let Some(link) = fleet {
+                        link.publish_message(crate::fleet::MessageDoc {
+                            id: link.next_id(),
+                            text: m.text.clone(),
+                            stage: m.stage.clone(),
+                            signed: m.signed.clone(),
+                            by: link.instance.clone(),
+                        });
+                    }
+                    json_reply(
+                        StatusCode::OK,
+                        json!({
+                            "message": m.text, "stage": m.stage, "signed": m.signed,
+                            "scope": if fleet.is_some() { "fleet" } else { "instance" },
+                        }),
+                    )
+                }
+            },
             Err(e) => error(StatusCode::BAD_REQUEST, &e),
         },
         (Method::GET, "/config") => reply(
@@ -206,8 +223,8 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
         },
         (
             _,
-            "/" | "/dashboard" | "/dashboard/data" | "/metrics" | "/healthz" | "/readyz" | "/mode"
-            | "/message" | "/config" | "/reload",
+            "/" | "/dashboard" | "/dashboard/data" | "/fleet" | "/metrics" | "/healthz" | "/readyz"
+            | "/mode" | "/message" | "/config" | "/reload",
         ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     })
@@ -312,6 +329,8 @@ struct ModeRequest {
     mode: String,
     ttl: Option<String>,
     reason: Option<String>,
+    /// `fleet` (the default with `[fleet]`) or `instance`.
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +341,23 @@ struct MessageRequest {
     stage: Option<String>,
     /// Who signs it (default: the apology page's signature).
     signed: Option<String>,
+    /// `fleet` (the default with `[fleet]`) or `instance`.
+    scope: Option<String>,
+}
+
+/// The fleet link to hand a post to: with `[fleet]`, unless the operator
+/// asked for this instance only.
+fn fleet_scope<'a>(
+    shared: &'a Shared,
+    scope: Option<&str>,
+) -> Result<Option<&'a crate::fleet::Link>, String> {
+    match scope {
+        None | Some("fleet") => Ok(shared.fleet.as_deref()),
+        Some("instance") => Ok(None),
+        Some(other) => Err(format!(
+            "scope must be \"fleet\" or \"instance\", not \"{other}\""
+        )),
+    }
 }
 
 /// Statuspage's incident stages, in order.
@@ -348,14 +384,60 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
             );
         }
     };
+    let fleet = match fleet_scope(shared, m.scope.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
     let reason = m.reason.unwrap_or_else(|| "no reason given".into());
+    if let Some(link) = fleet {
+        let expires = ttl.map(|t| {
+            crate::dashboard::unix_ms(std::time::SystemTime::now())
+                + u64::try_from(t.as_millis()).unwrap_or(u64::MAX / 2)
+        });
+        link.publish_override(crate::fleet::OverrideDoc {
+            id: link.next_id(),
+            mode: m.mode.clone(),
+            reason: reason.clone(),
+            ttl: m.ttl.clone(),
+            expires_at_ms: expires,
+            by: link.instance.clone(),
+        });
+    }
     let o = mode.map(|mode| Override {
         mode,
         until: ttl.map(|t| tokio::time::Instant::now() + t),
         reason,
     });
     shared.set_override(o, m.ttl.clone());
-    json_reply(StatusCode::OK, mode_json(shared))
+    let mut answer = mode_json(shared);
+    answer["scope"] = json!(if fleet.is_some() { "fleet" } else { "instance" });
+    json_reply(StatusCode::OK, answer)
+}
+
+/// `GET /fleet`: the fleet as the heartbeats tell it. Without `[fleet]`,
+/// a fleet of this one instance.
+pub fn fleet_json(shared: &Shared) -> serde_json::Value {
+    let Some(link) = &shared.fleet else {
+        let me = crate::fleet::link::member(shared, "this instance");
+        return json!({
+            "configured": false,
+            "connected": false,
+            "fleet": crate::fleet::summary(std::slice::from_ref(&me)),
+            "instances": [me],
+        });
+    };
+    let mut members = link.members();
+    if members.is_empty() {
+        // Redis unreachable: this instance is all it knows of.
+        members.push(crate::fleet::link::member(shared, &link.instance));
+    }
+    json!({
+        "configured": true,
+        "instance": link.instance,
+        "connected": link.connected(),
+        "fleet": crate::fleet::summary(&members),
+        "instances": members,
+    })
 }
 
 fn mode_json(shared: &Shared) -> serde_json::Value {

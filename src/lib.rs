@@ -27,6 +27,7 @@
 //! - [`runtime`] — the live config version and what is built from it, swapped
 //!   atomically;
 //! - [`admin`] — the operator's listener; [`dashboard`] — its live page;
+//! - [`fleet`] — several instances acting as one over Redis (fail-open);
 //! - [`access_log`] — one line per request, buffered and written by a
 //!   thread of its own (no request waits for it); [`logging`] — the
 //!   `tracing` subscriber for everything else;
@@ -44,6 +45,7 @@ pub mod dashboard;
 mod deadline;
 pub mod demo;
 mod demo_stampede;
+pub mod fleet;
 pub mod listener;
 pub mod loadgen;
 pub mod logging;

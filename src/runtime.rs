@@ -85,6 +85,8 @@ pub struct Shared {
     pub admin_slots: Arc<tokio::sync::Semaphore>,
     /// The dashboard's last minutes, a point a second.
     pub live: crate::dashboard::Live,
+    /// This instance's end of the fleet (`[fleet]`; fixed at start).
+    pub fleet: Option<Arc<crate::fleet::Link>>,
 }
 
 impl Shared {
@@ -94,7 +96,11 @@ impl Shared {
         let message = config.apology.message.clone();
         let pages = render_pages(&config, admission.since(), &message);
         let capacity = admission.capacity();
-        let (events, rx) = EventSink::new();
+        let fleet = config
+            .fleet
+            .as_ref()
+            .map(|f| Arc::new(crate::fleet::Link::new(&f.instance)));
+        let (events, rx) = EventSink::new(fleet.as_ref().map(|l| l.instance.clone()));
         // The status page's updates, timeline and history survive a
         // restart: they are in the journal.
         if let Some(path) = config.story.journal.as_deref() {
@@ -127,6 +133,7 @@ impl Shared {
             tunnels: Default::default(),
             admin_slots: Arc::new(tokio::sync::Semaphore::new(crate::admin::MAX_CONNECTIONS)),
             live: Default::default(),
+            fleet,
             current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),
@@ -267,6 +274,9 @@ impl Shared {
             || old.config.story.webhooks.len() != config.story.webhooks.len()
         {
             restart.push("journal and webhooks");
+        }
+        if old.config.fleet != config.fleet {
+            restart.push("fleet");
         }
         // A message changed in the file is the operator speaking (a
         // ConfigMap edit reaches every pod): it replaces the live one. An

@@ -96,6 +96,8 @@ pub struct Learn {
     shown: Mutex<Capacity>,
     /// Per priority: releases seen at the last step, and the smoothed rate.
     drain: Mutex<([u64; 3], [f64; 3], Instant)>,
+    /// This instance's share of a fleet's fixed limit (0: none).
+    share: std::sync::atomic::AtomicUsize,
 }
 
 fn bounds(limit: OriginLimit) -> Option<Bounds> {
@@ -146,6 +148,7 @@ impl Learn {
                 drain_per_s: 0.0,
             }),
             drain: Mutex::new(([0; 3], [0.0; 3], now)),
+            share: Default::default(),
         };
         learn.apply(config, origin, samples, None);
         learn
@@ -157,6 +160,12 @@ impl Learn {
             lock(&self.learner).set_bounds(b);
         }
         self.apply(config, origin, samples, None);
+    }
+
+    /// Sets this instance's share of the fleet's fixed limit (`None`: the
+    /// config's own); applied at the next step.
+    pub fn set_share(&self, share: Option<usize>) {
+        self.share.store(share.unwrap_or(0), Relaxed);
     }
 
     /// What is shown of the limit.
@@ -208,7 +217,13 @@ impl Learn {
     fn apply(&self, config: &Config, origin: &Limiter, samples: &Samples, step: Option<Step>) {
         let learner = lock(&self.learner);
         let (learned, limit, applied, ratio) = match config.origin.max_inflight {
-            OriginLimit::Fixed(n) => (false, n, n, None),
+            OriginLimit::Fixed(n) => {
+                let n = match self.share.load(Relaxed) {
+                    0 => n,
+                    share => share,
+                };
+                (false, n, n, None)
+            }
             OriginLimit::Auto { .. } => {
                 let s = step.unwrap_or_else(|| learner.current());
                 for class in RouteClass::ALL {

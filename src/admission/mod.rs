@@ -270,6 +270,11 @@ impl Admission {
         );
     }
 
+    /// This instance's share of the fleet's fixed origin limit.
+    pub fn set_fleet_share(&self, share: Option<usize>) {
+        self.learn.set_share(share);
+    }
+
     /// The origin limit as shown to people.
     pub fn capacity(&self) -> Capacity {
         self.learn.capacity()

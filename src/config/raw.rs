@@ -38,6 +38,17 @@ pub struct RawConfig {
     pub reload: RawReload,
     #[serde(default)]
     pub webhook: Vec<Spanned<RawWebhook>>,
+    pub fleet: Option<Spanned<RawFleet>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFleet {
+    pub redis: S<String>,
+    pub instance: S<String>,
+    pub prefix: S<String>,
+    pub heartbeat: S<Duration>,
+    pub max_inflight: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -176,11 +176,23 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
             "missing table [origin]: lifeboat needs an origin `url` to proxy to",
         ));
     };
+    let mut origin_cfg = self::origin(ctx, origin)?;
+    let origin_limit_set = origin.get_ref().max_inflight.is_some();
+    let fleet = super::fleet_rules::fleet(
+        ctx,
+        raw.fleet.as_ref(),
+        origin_cfg.max_inflight,
+        origin_limit_set,
+    )?;
+    // The fleet's limit pins this instance's until the fleet divides it.
+    if let Some(n) = fleet.as_ref().and_then(|f| f.max_inflight) {
+        origin_cfg.max_inflight = super::OriginLimit::Fixed(n);
+    }
     Ok(Config {
         source: ctx.src.name.to_string(),
         digest: super::digest(ctx.src.text.as_bytes()),
         listen: listen(ctx, raw.listen.as_ref())?,
-        origin: self::origin(ctx, origin)?,
+        origin: origin_cfg,
         limits: limits(ctx, &raw.limits)?,
         proxy: proxy(ctx, &raw.proxy)?,
         shutdown: Shutdown {
@@ -197,6 +209,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         admin: super::control_rules::admin(ctx, raw.admin.as_ref())?,
         story: super::control_rules::story(ctx, &raw.status, &raw.journal, &raw.webhook)?,
         reload: super::control_rules::reload(ctx, &raw.reload)?,
+        fleet,
     })
 }
 

@@ -87,6 +87,11 @@ impl Live {
         }
     }
 
+    /// The newest point.
+    pub fn latest(&self) -> Option<Point> {
+        self.points.lock().ok()?.back().cloned()
+    }
+
     /// The points after `t` (ms since the epoch), oldest first: the page
     /// asks for what it has not seen yet.
     pub fn after(&self, t: u64) -> Vec<Point> {
@@ -287,6 +292,7 @@ mod tests {
         let records = vec![
             Record {
                 at: at.clone(),
+                instance: None,
                 event: Event::OverrideSet {
                     mode: "degraded".into(),
                     ttl: Some("30m".into()),
@@ -295,6 +301,7 @@ mod tests {
             },
             Record {
                 at: at.clone(),
+                instance: None,
                 event: Event::Counters {
                     mode: "degraded".into(),
                     seconds: 1.0,
@@ -310,10 +317,12 @@ mod tests {
             },
             Record {
                 at: "not a time".into(),
+                instance: None,
                 event: Event::Stopped,
             },
             Record {
                 at,
+                instance: None,
                 event: Event::ReloadAccepted {
                     generation: 3,
                     trigger: "sighup".into(),

@@ -201,7 +201,15 @@ impl Lifeboat {
                 webhooks,
                 rx,
                 done,
+                shared.fleet.clone(),
             ));
+        }
+        if let (Some(link), Some(cfg)) = (shared.fleet.clone(), rt.config.fleet.clone()) {
+            tasks.push(tokio::spawn(crate::fleet::link::run(
+                shared.clone(),
+                link,
+                cfg,
+            )));
         }
         let admin = Arc::new(crate::admin::AdminState {
             shared: shared.clone(),

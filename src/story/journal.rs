@@ -14,12 +14,14 @@ use super::webhook::Webhooks;
 /// Write failures are logged at most this often.
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the writer until every sender is gone: journal first, then webhooks.
+/// Runs the writer until every sender is gone: journal first, then
+/// webhooks, then the fleet's stream (when there is a fleet).
 pub async fn run(
     path: Option<PathBuf>,
     webhooks: Webhooks,
     mut rx: mpsc::Receiver<Record>,
     done: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    fleet: Option<std::sync::Arc<crate::fleet::Link>>,
 ) {
     let mut last_error: Option<Instant> = None;
     while let Some(record) = rx.recv().await {
@@ -33,6 +35,9 @@ pub async fn run(
             }
         }
         webhooks.offer(&record);
+        if let Some(fleet) = &fleet {
+            fleet.journal(&record);
+        }
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -34,6 +34,9 @@ const QUEUE: usize = 1024;
 pub struct Record {
     /// When, RFC 3339.
     pub at: String,
+    /// Which instance of a fleet wrote it (absent when alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// What.
     #[serde(flatten)]
     pub event: Event,
@@ -145,6 +148,7 @@ impl Record {
     pub fn now(event: Event) -> Self {
         Record {
             at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            instance: None,
             event,
         }
     }
@@ -159,11 +163,14 @@ pub struct EventSink {
     sent: AtomicU64,
     /// Records the writer has finished with (written or failed).
     pub done: std::sync::Arc<AtomicU64>,
+    /// Stamped on every record: the instance's id in a fleet.
+    instance: Option<String>,
 }
 
 impl EventSink {
-    /// A sink and the receiving end for the writer task.
-    pub fn new() -> (Self, mpsc::Receiver<Record>) {
+    /// A sink and the receiving end for the writer task; records are
+    /// stamped with `instance` (a fleet member's id).
+    pub fn new(instance: Option<String>) -> (Self, mpsc::Receiver<Record>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let sink = EventSink {
             history: history::History::default(),
@@ -171,13 +178,15 @@ impl EventSink {
             dropped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             done: Default::default(),
+            instance,
         };
         (sink, rx)
     }
 
     /// Queues an event; never waits. A full queue drops it (and counts it).
     pub fn emit(&self, event: Event) {
-        let record = Record::now(event);
+        let mut record = Record::now(event);
+        record.instance.clone_from(&self.instance);
         self.history.push(record.clone());
         if self.tx.try_send(record).is_ok() {
             self.sent.fetch_add(1, Ordering::Relaxed);

@@ -399,6 +399,7 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + Duration::from_millis(ms);
         Record {
             at: humantime::format_rfc3339_millis(t).to_string(),
+            instance: None,
             event,
         }
     }

@@ -15,6 +15,7 @@ fn at(s: u64) -> SystemTime {
 fn rec(s: u64, event: Event) -> Record {
     Record {
         at: humantime::format_rfc3339_millis(at(s)).to_string(),
+        instance: None,
         event,
     }
 }

@@ -17,6 +17,7 @@ mod demo;
 mod exhaustion;
 mod external;
 mod failures;
+mod fleet;
 mod headers;
 mod herd;
 mod http2_abuse;

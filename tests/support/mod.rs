@@ -10,6 +10,7 @@ pub mod h2raw;
 pub mod lifeboat;
 pub mod origin;
 pub mod process;
+pub mod redis;
 pub mod tls;
 
 use std::time::Duration;

@@ -1,0 +1,375 @@
+//! A fleet that acts as one, over a real `redis-server`: the operator's
+//! switch and message reach every live instance within a second, and an
+//! instance that starts later; a TTL ends everywhere at once; a fixed
+//! origin limit is divided among the live instances; every journal record
+//! says which instance wrote it and reaches the fleet's stream. And when
+//! Redis is lost, nobody's requests notice: each instance carries on
+//! alone, keeps what the operator posted meanwhile, and the fleet forms
+//! again when Redis is back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::redis::Redis;
+use crate::support::{Running, TestOrigin, client, lifeboat};
+
+async fn member(origin: &TestOrigin, redis: &Redis, id: &str) -> Running {
+    lifeboat(origin)
+        .set("fleet.redis", &format!("\"{}\"", redis.url()))
+        .set("fleet.instance", &format!("\"{id}\""))
+        .set("fleet.heartbeat", "\"200ms\"")
+        .start()
+        .await
+}
+
+async fn admin_get(lb: &Running, path: &str) -> Value {
+    client()
+        .get(format!("http://{}{path}", lb.admin.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn admin_post(lb: &Running, path: &str, body: Value) -> Value {
+    let r = client()
+        .post(format!("http://{}{path}", lb.admin.unwrap()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path} {body}");
+    r.json().await.unwrap()
+}
+
+/// Waits (up to `limit`) until `ok` holds; how long it took.
+async fn within(limit: Duration, what: &str, ok: impl Fn() -> bool) -> Duration {
+    let start = tokio::time::Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+/// Waits until `lb`'s `GET /fleet` lists `n` instances.
+async fn fleet_of(lb: &Running, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = admin_get(lb, "/fleet").await;
+        if f["instances"].as_array().map(Vec::len) == Some(n) && f["connected"] == true {
+            return f;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never a fleet of {n}: {f}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, &redis, "pod-a").await;
+    let b = member(&origin, &redis, "pod-b").await;
+    let f = fleet_of(&a, 2).await;
+    assert_eq!(f["instance"], "pod-a");
+    assert_eq!(f["fleet"]["mode"], "normal");
+
+    // The switch, posted to one instance, holds on the other within 1 s.
+    let answer = admin_post(
+        &a,
+        "/mode",
+        json!({"mode": "degraded", "ttl": "5m", "reason": "drill"}),
+    )
+    .await;
+    assert_eq!(answer["scope"], "fleet");
+    let took = within(Duration::from_secs(1), "b follows a's override", || {
+        b.shared
+            .override_mode()
+            .is_some_and(|o| o.reason == "drill")
+    })
+    .await;
+    eprintln!("override reached the other instance in {took:?}");
+    let o = b.shared.override_mode().unwrap();
+    assert_eq!(o.mode.as_str(), "degraded");
+    let left = o.until.unwrap() - tokio::time::Instant::now();
+    assert!(
+        left > Duration::from_secs(295) && left <= Duration::from_secs(300),
+        "{left:?}"
+    );
+    // Both degraded: the fleet says so.
+    within(Duration::from_secs(3), "the fleet is degraded", || {
+        b.shared.admission.view().mode.as_str() == "degraded"
+    })
+    .await;
+
+    // The message, posted to the other one, reaches the first.
+    admin_post(
+        &b,
+        "/message",
+        json!({"text": "Mirrors coming.", "stage": "identified"}),
+    )
+    .await;
+    within(Duration::from_secs(1), "a shows b's message", || {
+        a.shared.message() == "Mirrors coming."
+    })
+    .await;
+
+    // An instance that starts later takes both at once.
+    let c = member(&origin, &redis, "pod-c").await;
+    within(
+        Duration::from_secs(1),
+        "c takes the override and message",
+        || {
+            c.shared
+                .override_mode()
+                .is_some_and(|o| o.reason == "drill")
+                && c.shared.message() == "Mirrors coming."
+        },
+    )
+    .await;
+    let f = fleet_of(&a, 3).await;
+    assert_eq!(f["fleet"]["instances"], 3);
+    let ids: Vec<&str> = f["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["pod-a", "pod-b", "pod-c"]);
+
+    // Back to auto from the newest: lifted everywhere.
+    admin_post(&c, "/mode", json!({"mode": "auto"})).await;
+    within(Duration::from_secs(1), "a and b lift it", || {
+        a.shared.override_mode().is_none() && b.shared.override_mode().is_none()
+    })
+    .await;
+
+    // Scope "instance" stays where it was posted.
+    let answer = admin_post(
+        &b,
+        "/mode",
+        json!({"mode": "degraded", "reason": "just b", "scope": "instance"}),
+    )
+    .await;
+    assert_eq!(answer["scope"], "instance");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(a.shared.override_mode().is_none() && c.shared.override_mode().is_none());
+    assert!(b.shared.override_mode().is_some());
+
+    // Every record says who wrote it, and the fleet's stream has them all.
+    let mut conn = redis.conn().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries: Vec<(String, Vec<(String, String)>)> = ::redis::cmd("XRANGE")
+            .arg("lifeboat:journal")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let records: Vec<Value> = entries
+            .iter()
+            .map(|(_, fields)| serde_json::from_str(&fields[0].1).unwrap())
+            .collect();
+        let from = |id: &str, event: &str| {
+            records
+                .iter()
+                .any(|r| r["instance"] == id && r["event"] == event)
+        };
+        if from("pod-a", "override_set")
+            && from("pod-b", "override_set")
+            && from("pod-c", "message")
+        {
+            assert!(records.iter().all(|r| r["instance"].is_string()));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_ends_everywhere_at_once_and_is_not_taken_up_after() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, &redis, "a").await;
+    let b = member(&origin, &redis, "b").await;
+    fleet_of(&a, 2).await;
+    admin_post(
+        &a,
+        "/mode",
+        json!({"mode": "degraded", "ttl": "2s", "reason": "short"}),
+    )
+    .await;
+    within(Duration::from_secs(1), "b has it", || {
+        b.shared.override_mode().is_some()
+    })
+    .await;
+    let (ua, ub) = (
+        a.shared.override_mode().unwrap().until.unwrap(),
+        b.shared.override_mode().unwrap().until.unwrap(),
+    );
+    let apart = if ua > ub { ua - ub } else { ub - ua };
+    assert!(apart < Duration::from_millis(100), "ends {apart:?} apart");
+    within(Duration::from_secs(4), "both lifted", || {
+        a.shared.override_mode().is_none() && b.shared.override_mode().is_none()
+    })
+    .await;
+    // Redis let it go too: an instance that starts now stays automatic.
+    let c = member(&origin, &redis, "c").await;
+    fleet_of(&c, 3).await;
+    assert!(c.shared.override_mode().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_fleet_limit_is_divided_among_the_live_instances() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let start = |id: &'static str| {
+        lifeboat(&origin)
+            .set("fleet.redis", &format!("\"{}\"", redis.url()))
+            .set("fleet.instance", &format!("\"{id}\""))
+            .set("fleet.heartbeat", "\"200ms\"")
+            .set("fleet.max_inflight", "12")
+            .start()
+    };
+    let a = start("a").await;
+    let limit = |lb: &Running| lb.shared.admission.capacity().limit;
+    within(Duration::from_secs(3), "a alone has all 12", || {
+        limit(&a) == 12
+    })
+    .await;
+    let b = start("b").await;
+    within(Duration::from_secs(3), "6 each", || {
+        limit(&a) == 6 && limit(&b) == 6
+    })
+    .await;
+    assert!(!a.shared.admission.capacity().learned);
+    drop(b);
+    // b's heartbeat lapses (3 beats): a takes the whole limit again.
+    within(Duration::from_secs(5), "a has 12 again", || limit(&a) == 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lost_under_load_costs_no_request_and_loses_no_message() {
+    let Some(mut redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, &redis, "a").await;
+    let b = member(&origin, &redis, "b").await;
+    fleet_of(&a, 2).await;
+
+    // Traffic through a the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, url, c) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            a.url("/delay/2"),
+            client(),
+        );
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let served = ok.load(Ordering::Relaxed);
+    redis.kill();
+    within(Duration::from_secs(3), "a knows it is alone", || {
+        a.shared.fleet.as_ref().is_some_and(|l| !l.connected())
+    })
+    .await;
+    let f = admin_get(&a, "/fleet").await;
+    assert_eq!(f["connected"], false);
+    assert_eq!(f["instances"].as_array().unwrap().len(), 1, "{f}");
+
+    // The operator speaks to a while Redis is down: a applies it.
+    admin_post(
+        &a,
+        "/message",
+        json!({"text": "Written while Redis was down."}),
+    )
+    .await;
+    assert_eq!(a.shared.message(), "Written while Redis was down.");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(b.shared.message(), "Written while Redis was down.");
+
+    // Redis comes back (empty): the fleet forms again, and b gets the
+    // message a kept.
+    redis.restart().await;
+    fleet_of(&b, 2).await;
+    within(Duration::from_secs(5), "b gets the message a kept", || {
+        b.shared.message() == "Written while Redis was down."
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert!(ok.load(Ordering::Relaxed) > served + 50, "the load stalled");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed while Redis was lost"
+    );
+}
+
+#[tokio::test]
+async fn fleet_config_errors_point_at_the_line() {
+    const ORIGIN: &str = "[origin]\nurl = \"http://127.0.0.1:1\"\n";
+    let cases = [
+        (
+            "[fleet]\ninstance = \"a\"\n",
+            "fleet.toml:3:1",
+            "missing `redis`",
+        ),
+        (
+            "[fleet]\nredis = \"http://x:6379\"\n",
+            "fleet.toml:4:9",
+            "redis://",
+        ),
+        (
+            "[fleet]\nredis = \"redis://r:6379\"\ninstance = \"a b\"\n",
+            "fleet.toml:5:12",
+            "letters, digits",
+        ),
+        (
+            "max_inflight = 8\n[fleet]\nredis = \"redis://r:6379\"\nmax_inflight = 32\n",
+            "fleet.toml:6:16",
+            "set twice",
+        ),
+    ];
+    for (tail, at, says) in cases {
+        let text = format!("{ORIGIN}{tail}");
+        let err = ::lifeboat::config::from_str(&text, "fleet.toml", std::path::Path::new("."))
+            .expect_err(&text)
+            .to_string();
+        assert!(err.contains(says) && err.contains(at), "{at} {says}: {err}");
+    }
+}
