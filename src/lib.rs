@@ -41,6 +41,7 @@ pub mod apology;
 pub mod body;
 pub mod classify;
 pub mod config;
+pub mod ctl;
 pub mod dashboard;
 mod deadline;
 pub mod demo;

@@ -39,6 +39,9 @@ enum Command {
     },
     /// Start a simulated release-day origin with lifeboat in front of it.
     Demo(demo::Options),
+    /// Talk to a running lifeboat's admin listener (the whole fleet with
+    /// `[fleet]`): mode, message, status, fleet. Token from LIFEBOAT_TOKEN.
+    Ctl(lifeboat::ctl::Options),
     /// Turn an incident journal into a report.
     Story {
         /// The journal (JSON lines).
@@ -69,6 +72,11 @@ fn main() -> ExitCode {
         Command::Demo(opts) => {
             runtime().and_then(|rt| rt.block_on(demo::run(opts)).map_err(Into::into))
         }
+        Command::Ctl(opts) => runtime().and_then(|rt| {
+            let said = rt.block_on(lifeboat::ctl::run(opts))?;
+            println!("{said}");
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

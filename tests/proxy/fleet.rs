@@ -373,3 +373,125 @@ async fn fleet_config_errors_point_at_the_line() {
         assert!(err.contains(says) && err.contains(at), "{at} {says}: {err}");
     }
 }
+
+/// Runs `lifeboat ctl --admin http://ADMIN ARGS` with `token` in
+/// `LIFEBOAT_TOKEN`: (success, stdout, stderr).
+async fn ctl(admin: std::net::SocketAddr, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(crate::support::process::bin())
+        .arg("ctl")
+        .arg("--admin")
+        .arg(format!("http://{admin}"))
+        .args(args)
+        .env("LIFEBOAT_TOKEN", token)
+        .env_remove("LIFEBOAT_ADMIN")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ctl_command_flips_the_whole_fleet() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
+    let start = |id: &'static str| {
+        lifeboat(&origin)
+            .set("fleet.redis", &format!("\"{}\"", redis.url()))
+            .set("fleet.instance", &format!("\"{id}\""))
+            .set("fleet.heartbeat", "\"200ms\"")
+            .set("admin.token_file", "\"token\"")
+            .start_in(dir.path())
+    };
+    let a = start("edge-1").await;
+    let b = start("edge-2").await;
+    fleet_of(&a, 2).await;
+    let admin = a.admin.unwrap();
+
+    let (ok, out, err) = ctl(
+        admin,
+        "t0ken",
+        &["mode", "degraded", "--ttl", "10m", "--reason", "from ctl"],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("override degraded (from ctl), 10 min left"),
+        "{out}"
+    );
+    assert!(out.contains("scope fleet"), "{out}");
+    within(Duration::from_secs(1), "edge-2 follows", || {
+        b.shared
+            .override_mode()
+            .is_some_and(|o| o.reason == "from ctl")
+    })
+    .await;
+
+    let (ok, out, _) = ctl(
+        admin,
+        "t0ken",
+        &["message", "Back soon.", "--stage", "monitoring"],
+    )
+    .await;
+    assert!(
+        ok && out.contains("message posted (fleet): Back soon."),
+        "{out}"
+    );
+    within(Duration::from_secs(1), "edge-2 shows it", || {
+        b.shared.message() == "Back soon."
+    })
+    .await;
+
+    // The fleet as one table, once both have beaten in degraded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let table = loop {
+        let (ok, out, err) = ctl(admin, "", &["fleet"]).await;
+        assert!(ok, "{err}");
+        if out.starts_with("fleet degraded: 2 of 2 instances degraded") {
+            break out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("edge-1 ") && l.contains("degraded")),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("edge-2 ")), "{table}");
+    let (ok, out, _) = ctl(admin, "", &["status"]).await;
+    assert!(ok && out.starts_with("mode degraded since "), "{out}");
+
+    // Refusals say why, and how to fix them.
+    let (ok, _, err) = ctl(admin, "wrong", &["mode", "auto"]).await;
+    assert!(!ok);
+    assert!(
+        err.contains("401") && err.contains("LIFEBOAT_TOKEN"),
+        "{err}"
+    );
+    assert!(b.shared.override_mode().is_some());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (ok, _, err) = ctl(closed, "t0ken", &["status"]).await;
+    assert!(
+        !ok && err.contains("cannot reach lifeboat's admin listener"),
+        "{err}"
+    );
+
+    let (ok, out, _) = ctl(admin, "t0ken", &["mode", "auto"]).await;
+    assert!(ok && out.contains("automatic (no override)"), "{out}");
+    within(Duration::from_secs(1), "edge-2 back to auto", || {
+        b.shared.override_mode().is_none()
+    })
+    .await;
+}
