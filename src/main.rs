@@ -44,8 +44,15 @@ enum Command {
     Ctl(lifeboat::ctl::Options),
     /// Turn an incident journal into a report.
     Story {
-        /// The journal (JSON lines).
-        journal: PathBuf,
+        /// The journal (JSON lines); several (a fleet's) are told as one.
+        #[arg(required_unless_present = "redis")]
+        journal: Vec<PathBuf>,
+        /// Read the fleet's journal stream from this Redis instead.
+        #[arg(long, value_name = "URL", conflicts_with = "journal")]
+        redis: Option<String>,
+        /// The fleet's key prefix (`[fleet] prefix`).
+        #[arg(long, default_value = "lifeboat")]
+        prefix: String,
         /// markdown or json.
         #[arg(long, default_value = "markdown", value_parser = ["markdown", "json"])]
         format: String,
@@ -66,9 +73,17 @@ fn main() -> ExitCode {
         Command::Check { file } => return check(&file),
         Command::Story {
             journal,
+            redis,
+            prefix,
             format,
             since,
-        } => story(&journal, &format, since.as_deref()),
+        } => story(
+            &journal,
+            redis.as_deref(),
+            &prefix,
+            &format,
+            since.as_deref(),
+        ),
         Command::Demo(opts) => {
             runtime().and_then(|rt| rt.block_on(demo::run(opts)).map_err(Into::into))
         }
@@ -130,7 +145,13 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     })
 }
 
-fn story(journal: &std::path::Path, format: &str, since: Option<&str>) -> anyhow::Result<()> {
+fn story(
+    journals: &[PathBuf],
+    redis: Option<&str>,
+    prefix: &str,
+    format: &str,
+    since: Option<&str>,
+) -> anyhow::Result<()> {
     use lifeboat::story::{journal as j, report};
     let since = since
         .map(|s| {
@@ -139,7 +160,19 @@ fn story(journal: &std::path::Path, format: &str, since: Option<&str>) -> anyhow
             })
         })
         .transpose()?;
-    let records = j::read(journal).map_err(anyhow::Error::msg)?;
+    let mut records = Vec::new();
+    for journal in journals {
+        records.extend(j::read(journal).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(url) = redis {
+        let read = lifeboat::fleet::read_journal(url, prefix);
+        records = runtime()?.block_on(read).map_err(anyhow::Error::msg)?;
+    }
+    // Several instances' journals, interleaved in time (RFC 3339 in UTC
+    // with milliseconds sorts as text); one journal is already in order.
+    if journals.len() > 1 {
+        records.sort_by(|a, b| a.at.cmp(&b.at));
+    }
     let episodes = report::episodes(&records, since);
     match format {
         "json" => println!("{}", report::json(&episodes)),

@@ -200,3 +200,40 @@ pub fn summary(members: &[Member]) -> serde_json::Value {
         "normal": count("normal"),
     })
 }
+
+/// The fleet's journal stream at `url` (`{prefix}:journal`), oldest first:
+/// what `lifeboat story --redis` tells.
+pub async fn read_journal(url: &str, prefix: &str) -> Result<Vec<Record>, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("{url}: {e}"))?;
+    let mut conn = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| format!("{url}: no connection within 5 s"))?
+    .map_err(|e| format!("{url}: {e}"))?;
+    let key = format!("{prefix}:journal");
+    let mut records = Vec::new();
+    let mut from = "-".to_string();
+    loop {
+        type Entries = Vec<(String, Vec<(String, String)>)>;
+        let batch: Entries = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("reading {key}: {e}"))?;
+        let Some((last, _)) = batch.last() else { break };
+        from = format!("({last}");
+        records.extend(batch.iter().filter_map(|(_, fields)| {
+            fields
+                .iter()
+                .find(|(k, _)| k == "r")
+                .and_then(|(_, v)| serde_json::from_str::<Record>(v).ok())
+        }));
+    }
+    Ok(records)
+}

@@ -45,6 +45,22 @@ pub struct Episode {
     pub operator_actions: Vec<String>,
     /// Every event, in order, as `time — what`.
     pub timeline: Vec<String>,
+    /// With a fleet: each instance's part in it, by instance id.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub instances: BTreeMap<String, InstanceRow>,
+}
+
+/// One instance's part in a fleet's episode.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InstanceRow {
+    /// When it first left normal in the episode.
+    pub cleared: Option<String>,
+    /// When it was last back to normal.
+    pub back: Option<String>,
+    /// Downloads it served.
+    pub primary_served: u64,
+    /// Apologies it gave.
+    pub shed: u64,
 }
 
 impl Episode {
@@ -130,13 +146,21 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
     // The counters that close an episode are written just after the return
     // to normal; they still belong to it.
     let mut just_ended = false;
+    // Each instance's mode (a journal without instance ids is one
+    // instance): a fleet's episode runs from the first instance's leaving
+    // normal to the last one's return.
+    let mut modes: BTreeMap<String, String> = BTreeMap::new();
     for r in records {
         if let (Some(since), Some(at)) = (since, parse_time(&r.at))
             && at < since
         {
             continue;
         }
-        let line = format!("{} — {}", r.at, describe(&r.event));
+        let line = match &r.instance {
+            Some(id) => format!("{} — [{id}] {}", r.at, describe(&r.event)),
+            None => format!("{} — {}", r.at, describe(&r.event)),
+        };
+        let instance = r.instance.clone().unwrap_or_default();
         match &r.event {
             Event::ModeChanged {
                 from,
@@ -147,6 +171,8 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                 origin_limit,
                 ..
             } => {
+                modes.insert(instance.clone(), to.clone());
+                let all_normal = modes.values().all(|m| m == "normal");
                 if from == "normal" && current.is_none() {
                     let opened = parse_time(&r.at);
                     let led_in: Vec<String> = lead_in
@@ -176,7 +202,16 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                     ep.peak_ttfb_p95_ms = ep.peak_ttfb_p95_ms.max(*ttfb_p95_ms);
                     ep.note_limit(*origin_limit);
                     ep.timeline.push(line);
-                    if to == "normal" {
+                    if let Some(id) = &r.instance {
+                        let row = ep.instances.entry(id.clone()).or_default();
+                        if from == "normal" && row.cleared.is_none() {
+                            row.cleared = Some(r.at.clone());
+                        }
+                        if to == "normal" {
+                            row.back = Some(r.at.clone());
+                        }
+                    }
+                    if to == "normal" && all_normal {
                         ep.end = Some(r.at.clone());
                         ep.duration_s = parse_time(&ep.start)
                             .zip(parse_time(&r.at))
@@ -208,6 +243,11 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                     None => None,
                 };
                 if let Some(ep) = target {
+                    if let Some(id) = &r.instance {
+                        let row = ep.instances.entry(id.clone()).or_default();
+                        row.primary_served += primary_served;
+                        row.shed += shed.values().sum::<u64>();
+                    }
                     ep.primary_served += primary_served;
                     ep.others_served += keep_served + normal_served;
                     for (reason, n) in shed {
@@ -238,9 +278,20 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                         if let Event::Message { .. } = r.event {
                             ep.message = message.clone();
                         }
-                        ep.operator_actions.push(line.clone());
+                        // A fleet-wide action is journaled by every
+                        // instance that applied it: one line says it.
+                        let what = describe(&r.event);
+                        let said = r.instance.is_some()
+                            && ep.operator_actions.iter().any(|a| a.ends_with(&what));
+                        if !said {
+                            ep.operator_actions.push(line.clone());
+                        }
                         ep.timeline.push(line);
                     }
+                    None if r.instance.is_some()
+                        && lead_in
+                            .iter()
+                            .any(|(_, l)| l.ends_with(&describe(&r.event))) => {}
                     None => {
                         lead_in.push((parse_time(&r.at), line));
                         if lead_in.len() > 32 {
@@ -369,6 +420,23 @@ pub fn markdown(episodes: &[Episode]) -> String {
             let _ = writeln!(s, "| Would have shed (dry run) | {} |", by.join(", "));
         }
         s.push('\n');
+        if !ep.instances.is_empty() {
+            let _ = writeln!(
+                s,
+                "### Instances\n\n| Instance | Cleared the boards | Back to normal | Downloads served | Apologies |\n|---|---|---|---|---|"
+            );
+            for (id, row) in &ep.instances {
+                let _ = writeln!(
+                    s,
+                    "| {id} | {} | {} | {} | {} |",
+                    row.cleared.as_deref().unwrap_or("stayed normal"),
+                    row.back.as_deref().unwrap_or("-"),
+                    thousands(row.primary_served),
+                    thousands(row.shed)
+                );
+            }
+            s.push('\n');
+        }
         if !ep.operator_actions.is_empty() {
             s.push_str("### Operator actions\n\n");
             for a in &ep.operator_actions {
@@ -391,101 +459,5 @@ pub fn json(episodes: &[Episode]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: u64, event: Event) -> Record {
-        let t =
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000) + Duration::from_millis(ms);
-        Record {
-            at: humantime::format_rfc3339_millis(t).to_string(),
-            instance: None,
-            event,
-        }
-    }
-
-    fn changed(from: &str, to: &str, cause: &str) -> Event {
-        Event::ModeChanged {
-            from: from.into(),
-            to: to.into(),
-            cause: cause.into(),
-            inflight: 3,
-            ttfb_p95_ms: None,
-            failure_rate: None,
-            queue_wait_p95_ms: None,
-            origin_limit: Some(5),
-        }
-    }
-
-    #[test]
-    fn the_operators_words_lead_into_the_episode_they_opened() {
-        let records = vec![
-            at(
-                0,
-                Event::Message {
-                    text: "an old note".into(),
-                    stage: None,
-                    signed: None,
-                },
-            ),
-            at(
-                120_000,
-                Event::Message {
-                    text: "Mirrors at 20:00".into(),
-                    stage: None,
-                    signed: None,
-                },
-            ),
-            at(
-                120_004,
-                Event::OverrideSet {
-                    mode: "degraded".into(),
-                    ttl: Some("30m".into()),
-                    reason: "drill".into(),
-                },
-            ),
-            at(120_009, changed("normal", "degraded", "operator override")),
-            at(
-                125_000,
-                Event::OverrideSet {
-                    mode: "auto".into(),
-                    ttl: None,
-                    reason: "drill over".into(),
-                },
-            ),
-            at(125_001, changed("degraded", "normal", "operator override")),
-        ];
-        let eps = episodes(&records, None);
-        assert_eq!(eps.len(), 1);
-        let ep = &eps[0];
-        assert_eq!(ep.trigger, "operator override: drill");
-        assert_eq!(ep.message.as_deref(), Some("Mirrors at 20:00"));
-        let actions = ep.operator_actions.join("\n");
-        assert!(
-            actions.contains("operator message: \"Mirrors at 20:00\""),
-            "{actions}"
-        );
-        assert!(
-            actions.contains("operator forced mode degraded for 30m: drill"),
-            "{actions}"
-        );
-        assert!(actions.contains("drill over"), "{actions}");
-        assert!(
-            !actions.contains("an old note"),
-            "two minutes before is not a lead-in: {actions}"
-        );
-        let md = markdown(&eps);
-        assert!(
-            md.contains("| Trigger | operator override: drill |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| Message to visitors | \"Mirrors at 20:00\" |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| Origin limit (requests at once) | 5 |"),
-            "{md}"
-        );
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

@@ -200,6 +200,29 @@ async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // And `lifeboat story --redis` tells the fleet's one incident, with a
+    // row per instance and the operator's reason as its trigger.
+    let out = tokio::process::Command::new(crate::support::process::bin())
+        .args(["story", "--redis", &redis.url()])
+        .output()
+        .await
+        .unwrap();
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{story}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(story.contains("## Episode 1"), "{story}");
+    assert!(
+        story.contains("| Trigger | operator override: drill |"),
+        "{story}"
+    );
+    assert!(story.contains("### Instances"), "{story}");
+    for id in ["pod-a", "pod-b"] {
+        assert!(story.contains(&format!("| {id} | ")), "{story}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,4 +517,56 @@ async fn one_ctl_command_flips_the_whole_fleet() {
         b.shared.override_mode().is_none()
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_story_of_several_journals_is_one_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |at: &str, id: &str, event: &str| {
+        format!("{{\"at\":\"2026-11-29T10:00:{at}Z\",\"instance\":\"{id}\",{event}}}\n")
+    };
+    let change = |from: &str, to: &str| {
+        format!(
+            "\"event\":\"mode_changed\",\"from\":\"{from}\",\"to\":\"{to}\",\"cause\":\"queue wait\",\"inflight\":9,\"ttfb_p95_ms\":40,\"failure_rate\":0.0,\"queue_wait_p95_ms\":300"
+        )
+    };
+    std::fs::write(
+        dir.path().join("a.jsonl"),
+        line("01.000", "a", &change("normal", "degraded"))
+            + &line("20.000", "a", &change("degraded", "normal")),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.jsonl"),
+        line("03.000", "b", &change("normal", "degraded"))
+            + &line("41.000", "b", &change("degraded", "normal")),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(crate::support::process::bin())
+        .arg("story")
+        .arg(dir.path().join("a.jsonl"))
+        .arg(dir.path().join("b.jsonl"))
+        .output()
+        .await
+        .unwrap();
+    let story = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{story}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(story.contains("1 episode in this journal"), "{story}");
+    assert!(
+        story.contains("| Started | 2026-11-29T10:00:01.000Z |"),
+        "{story}"
+    );
+    assert!(
+        story.contains("| Ended | 2026-11-29T10:00:41.000Z |"),
+        "{story}"
+    );
+    assert!(story.contains("| Duration | 40s |"), "{story}");
+    assert!(
+        story.contains("| b | 2026-11-29T10:00:03.000Z | 2026-11-29T10:00:41.000Z | 0 | 0 |"),
+        "{story}"
+    );
 }
