@@ -188,6 +188,10 @@ impl Reporter {
                 .then(|| d.served.get(p).copied().unwrap_or(0) as f64 / primary as f64),
             origin_limit: shared.admission.capacity().limit,
             origin_limit_learned: shared.admission.capacity().learned,
+            fleet: shared.fleet.as_ref().and_then(|link| {
+                let members = link.members();
+                (!members.is_empty()).then(|| crate::fleet::count(&members))
+            }),
         });
         if let Some(point) = self.live.sample(shared, now) {
             shared.live.push(point);

@@ -68,6 +68,24 @@ pub struct Point {
     pub queued: usize,
     /// Wait in lifeboat's queue, p95 over the signal window, ms.
     pub queue_wait_p95_ms: Option<f64>,
+    /// With a fleet: every live instance, from its last heartbeat.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fleet: Vec<FleetPoint>,
+}
+
+/// One instance of the fleet in a second of the live view.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FleetPoint {
+    /// Its id.
+    pub id: String,
+    /// Its mode.
+    pub mode: String,
+    /// Requests a second it was offered.
+    pub offered: f64,
+    /// Apologies a second it gave.
+    pub shed: f64,
+    /// Its origin limit.
+    pub limit: usize,
 }
 
 /// The last [`WINDOW`] seconds.
@@ -183,6 +201,18 @@ impl Sampler {
             limit: a.capacity().limit,
             queued: a.origin.queued(),
             queue_wait_p95_ms: ms(signals.queue_wait_p95),
+            fleet: shared.fleet.as_ref().map_or_else(Vec::new, |link| {
+                link.members()
+                    .into_iter()
+                    .map(|m| FleetPoint {
+                        id: m.id,
+                        mode: m.mode,
+                        offered: m.offered_per_s,
+                        shed: m.shed_per_s,
+                        limit: m.limit,
+                    })
+                    .collect()
+            }),
         };
         self.at = now;
         self.tally = tally;
@@ -266,6 +296,7 @@ mod tests {
             limit: 16,
             queued: 0,
             queue_wait_p95_ms: None,
+            fleet: Vec::new(),
         }
     }
 

@@ -182,22 +182,32 @@ impl Link {
     }
 }
 
+/// How many instances there are, and in which mode.
+pub fn count(members: &[Member]) -> crate::story::status::FleetCount {
+    let n = |m: &str| members.iter().filter(|x| x.mode == m).count();
+    crate::story::status::FleetCount {
+        instances: members.len(),
+        degraded: n("degraded"),
+        recovering: n("recovering"),
+    }
+}
+
 /// The fleet's mode as people read it: "2 of 3 instances degraded".
 pub fn summary(members: &[Member]) -> serde_json::Value {
-    let count = |m: &str| members.iter().filter(|x| x.mode == m).count();
-    let mode = if count("degraded") > 0 {
+    let c = count(members);
+    let mode = if c.degraded > 0 {
         "degraded"
-    } else if count("recovering") > 0 {
+    } else if c.recovering > 0 {
         "recovering"
     } else {
         "normal"
     };
     serde_json::json!({
         "mode": mode,
-        "instances": members.len(),
-        "degraded": count("degraded"),
-        "recovering": count("recovering"),
-        "normal": count("normal"),
+        "instances": c.instances,
+        "degraded": c.degraded,
+        "recovering": c.recovering,
+        "normal": c.instances - c.degraded - c.recovering,
     })
 }
 

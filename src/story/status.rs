@@ -43,6 +43,21 @@ pub struct Numbers {
     pub origin_limit_learned: bool,
     /// Seconds the rates are averaged over.
     pub window_s: u64,
+    /// With a fleet: how many instances there are and how many are
+    /// clearing the boards (this instance's numbers are its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetCount>,
+}
+
+/// The fleet at a glance, from the heartbeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct FleetCount {
+    /// Live instances.
+    pub instances: usize,
+    /// Of those, degraded.
+    pub degraded: usize,
+    /// Of those, recovering.
+    pub recovering: usize,
 }
 
 /// The operator's current message.

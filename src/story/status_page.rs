@@ -164,8 +164,20 @@ fn numbers(h: &mut String, s: &Status) {
         h,
         "<section class=\"card\" aria-labelledby=\"now\"><h2 id=\"now\">Right now (the last minute)</h2><dl class=\"numbers\">\
 <dt>Requests per second</dt><dd>{:.0}</dd><dt>Asked to come back later, per second</dt><dd>{:.0}</dd>\
-<dt>Downloads</dt><dd>{success}</dd><dt>Requests in progress</dt><dd>{}</dd></dl></section>",
-        n.requests_per_s, n.shed_per_s, n.inflight
+<dt>Downloads</dt><dd>{success}</dd><dt>Requests in progress</dt><dd>{}</dd>{}</dl></section>",
+        n.requests_per_s,
+        n.shed_per_s,
+        n.inflight,
+        n.fleet.map_or(String::new(), |f| format!(
+            "<dt>Servers clearing the boards</dt><dd>{} of {}{}</dd>",
+            f.degraded,
+            f.instances,
+            if f.recovering > 0 {
+                format!(" ({} more recovering)", f.recovering)
+            } else {
+                String::new()
+            }
+        ))
     );
 }
 

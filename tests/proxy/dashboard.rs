@@ -278,6 +278,13 @@ async fn in_a_browser_the_charts_draw_and_move_and_the_buttons_act() {
             .await,
         "100 %"
     );
+    // Alone, there is no fleet to draw.
+    assert_eq!(
+        browser
+            .eval("document.getElementById('fleet').hidden")
+            .await,
+        true
+    );
     // And they move: the requests chart is not the same picture a few
     // seconds later.
     let before = browser

@@ -148,6 +148,60 @@ async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
         .collect();
     assert_eq!(ids, ["pod-a", "pod-b", "pod-c"]);
 
+    // One status: the public page counts the fleet's instances, and the
+    // dashboard draws a line for each.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status: Value = client()
+            .get(a.url("/.well-known/lifeboat/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["numbers"]["fleet"]["instances"] == 3 {
+            assert_eq!(status["numbers"]["fleet"]["degraded"], 3, "{status}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let html = client()
+        .get(a.url("/.well-known/lifeboat/status"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<dt>Servers clearing the boards</dt><dd>3 of 3</dd>"),
+        "{html}"
+    );
+    if let Some(mut browser) = crate::support::browser::Browser::launch(1200, 1400).await {
+        browser.open(&format!("http://{}/", a.admin.unwrap())).await;
+        browser
+            .wait_for(
+                "document.getElementById('c-fleet').dataset.lines === '3'",
+                Duration::from_secs(10),
+            )
+            .await;
+        let legend = browser
+            .eval("document.getElementById('l-fleet').textContent")
+            .await;
+        let legend = legend.as_str().unwrap();
+        assert!(
+            legend.contains("pod-a (degraded)") && legend.contains("pod-c"),
+            "{legend}"
+        );
+        let hidden = browser
+            .eval("document.getElementById('fleet').hidden")
+            .await;
+        assert_eq!(hidden, false);
+    }
+
     // Back to auto from the newest: lifted everywhere.
     admin_post(&c, "/mode", json!({"mode": "auto"})).await;
     within(Duration::from_secs(1), "a and b lift it", || {
