@@ -624,3 +624,69 @@ async fn the_story_of_several_journals_is_one_incident() {
         "{story}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_is_a_lost_redis_and_costs_no_request() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, &redis, "a").await;
+    fleet_of(&a, 1).await;
+    // Redis stops answering for 3 s (alive, connected, silent).
+    let mut blocker = redis.conn().await.unwrap();
+    let sleeping = tokio::spawn(async move {
+        let _: Result<String, _> = ::redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut blocker)
+            .await;
+    });
+    let link = a.shared.fleet.clone().unwrap();
+    let took = within(
+        Duration::from_secs(2),
+        "a gives up on the silent redis",
+        || !link.connected(),
+    )
+    .await;
+    eprintln!("a slow redis was given up after {took:?}");
+    // Requests do not notice.
+    for _ in 0..20 {
+        let r = client().get(a.url("/delay/1")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    sleeping.await.unwrap();
+    fleet_of(&a, 1).await;
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_leaves_an_instance_alone_and_its_password_unshown() {
+    let origin = TestOrigin::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = lifeboat(&origin)
+        .set("fleet.redis", &format!("\"redis://:s3cret-pw@{closed}\""))
+        .set("fleet.instance", "\"solo\"")
+        .start()
+        .await;
+    let r = client().get(a.url("/delay/1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let f = admin_get(&a, "/fleet").await;
+    assert_eq!(f["connected"], false);
+    assert_eq!(f["instances"][0]["id"], "solo", "{f}");
+    let config = client()
+        .get(format!("http://{}/config", a.admin.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!config.contains("s3cret-pw"), "{config}");
+    assert!(config.contains("redis://REDACTED@"), "{config}");
+    // The operator can still act on it.
+    admin_post(&a, "/mode", json!({"mode": "degraded", "reason": "alone"})).await;
+    assert_eq!(a.shared.override_mode().unwrap().reason, "alone");
+}

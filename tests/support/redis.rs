@@ -60,6 +60,9 @@ impl Redis {
                 "no",
                 "--protected-mode",
                 "no",
+                // The slow-Redis test blocks it with DEBUG SLEEP.
+                "--enable-debug-command",
+                "yes",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
