@@ -3,8 +3,9 @@
 //! The file is read, parsed and validated off to the side (templates
 //! rendered, certificates loaded); only a valid config is swapped in, whole.
 //! A rejected file is logged with file:line:column, counted and journaled,
-//! and the running configuration stays. Settings that need a restart are
-//! named in the log, not silently ignored.
+//! and the running configuration stays. Settings that need a restart
+//! (`config::startup`, compared as one part) are named in the log and in
+//! `POST /reload`'s answer, not silently ignored.
 //!
 //! The watcher watches the file's **directory**: editors replace files by
 //! rename, and Kubernetes updates a mounted ConfigMap by swapping a symlink
@@ -29,7 +30,7 @@ pub enum Outcome {
         /// The new generation.
         generation: u64,
         /// Settings that only a restart applies.
-        needs_restart: Vec<&'static str>,
+        needs_restart: Vec<String>,
     },
     /// Rejected: the running configuration stays.
     Rejected(String),
@@ -135,8 +136,6 @@ pub async fn watch(shared: Arc<Shared>) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; reload with SIGHUP or POST /reload");
         return;
     }
-    // Compare with what was loaded at start: an edit made before the watch
-    // was armed produced no event, but must not be missed.
     // Compare with the text the running config was made from: an edit made
     // before the watch was armed produced no event, but must not be missed.
     let on_disk = || std::fs::read(&path).ok().map(|b| config::digest(&b));

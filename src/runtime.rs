@@ -41,7 +41,7 @@ pub struct Override {
 
 /// What a reload changed that only a restart applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NeedsRestart(pub Vec<&'static str>);
+pub struct NeedsRestart(pub Vec<String>);
 
 /// One configuration version and what was built from it.
 pub struct Runtime {
@@ -257,27 +257,8 @@ impl Shared {
     /// version they started with. Returns what only a restart can apply.
     pub fn swap(&self, config: Config) -> NeedsRestart {
         let old = self.runtime();
-        let mut restart = Vec::new();
-        if old.config.listen.http != config.listen.http
-            || old.config.listen.https.as_ref().map(|h| h.0)
-                != config.listen.https.as_ref().map(|h| h.0)
-        {
-            restart.push("listen addresses");
-        }
-        if old.config.admin.listen != config.admin.listen {
-            restart.push("admin.listen");
-        }
-        if old.config.shedding.window_secs != config.shedding.window_secs {
-            restart.push("shedding.window");
-        }
-        if old.config.story.journal != config.story.journal
-            || old.config.story.webhooks.len() != config.story.webhooks.len()
-        {
-            restart.push("journal and webhooks");
-        }
-        if old.config.fleet != config.fleet {
-            restart.push("fleet");
-        }
+        let restart = crate::config::startup::Startup::of(&old.config)
+            .changed(&crate::config::startup::Startup::of(&config));
         // A message changed in the file is the operator speaking (a
         // ConfigMap edit reaches every pod): it replaces the live one. An
         // unchanged one leaves a message posted since through the admin API.

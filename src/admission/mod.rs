@@ -160,7 +160,8 @@ pub struct Admission {
     machine: Mutex<Machine>,
     since: Mutex<SystemTime>,
     changes: AtomicU64,
-    /// Arrival and throughput rates, computed by the ticker once a second.
+    /// Arrival and throughput rates, computed by the ticker every tick over
+    /// the last 3 seconds.
     rates: Mutex<(Option<f64>, Option<f64>)>,
 }
 
@@ -252,7 +253,7 @@ impl Admission {
         }
     }
 
-    /// Records the arrival and throughput rates (the ticker, once a second).
+    /// Records the arrival and throughput rates (the ticker, every tick).
     pub fn set_rates(&self, arrivals_per_s: f64, served_per_s: f64) {
         if let Ok(mut r) = self.rates.lock() {
             *r = (Some(arrivals_per_s), Some(served_per_s));

@@ -3,9 +3,10 @@
 //!
 //! A [`Window`] is a ring of one-second slots. Writers add to the current
 //! slot; the ticker moves `current` forward once a second after clearing the
-//! slot it moves into. Percentiles come from log-scale histograms with four
-//! buckets per power of two (each bucket spans at most 19 %), good enough to
-//! compare against a threshold.
+//! slot it moves into. Percentiles come from histograms that split each
+//! power of two into four equal buckets (a bucket spans at most 25 % of its
+//! lower bound: the first quarter of each power), good enough to compare
+//! against a threshold.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;

@@ -14,6 +14,7 @@ mod fleet_rules;
 mod log_rules;
 mod raw;
 mod shed_rules;
+pub mod startup;
 pub mod units;
 mod validate;
 

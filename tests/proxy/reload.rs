@@ -441,3 +441,52 @@ async fn a_reload_storm_under_load_leaks_nothing() {
         "RSS grew from {rss} to {rss_after} KiB over 240 reloads"
     );
 }
+
+#[tokio::test]
+async fn every_setting_fixed_at_start_is_named_when_a_reload_changes_it() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::support::tls::make_pki(dir.path());
+    let file = dir.path().join("lifeboat.toml");
+    let base = |via: &str, backlog: &str, conns: &str, handshakes: &str| {
+        lifeboat(&origin)
+            .tls(&pki)
+            .set("reload.watch", "false")
+            .set("proxy.via", &format!("\"{via}\""))
+            .set("listen.backlog", backlog)
+            .set("limits.max_connections", conns)
+            .set("listen.tls.max_handshakes", handshakes)
+    };
+    let hook = |url: &str| format!("\n[[webhook]]\nurl = \"{url}\"\n");
+    let first = base("one", "128", "1000", "8").toml();
+    let lb = base("one", "128", "1000", "8").start_from_file(&file).await;
+    std::fs::write(&file, first + &hook("http://127.0.0.1:9/a")).unwrap();
+    let reload = || async {
+        let r = client()
+            .post(format!("http://{}/reload", lb.admin.unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["needs_restart"].clone()
+    };
+    // Adding a webhook is itself start-only.
+    assert_eq!(reload().await, serde_json::json!(["webhook"]));
+
+    // A live setting changes silently; each start-only one is named.
+    let second = base("two", "256", "2000", "16");
+    std::fs::write(&file, second.toml() + &hook("http://127.0.0.1:9/b")).unwrap();
+    assert_eq!(
+        reload().await,
+        serde_json::json!([
+            "limits.max_connections",
+            "listen.backlog",
+            "listen.tls.max_handshakes",
+            "webhook"
+        ])
+    );
+    assert_eq!(lb.shared.runtime().config.proxy.via, "two");
+    // Nothing changed: nothing named.
+    assert_eq!(reload().await, serde_json::json!([]));
+}
