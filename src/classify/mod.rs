@@ -19,6 +19,10 @@
 //! not valid (shortest-form) UTF-8; a compatibility form of `.`, `/`, `\`
 //! or `%`. Legitimate download links take none of those forms.
 
+mod pattern;
+
+pub use pattern::Pattern;
+
 use http::Method;
 
 /// How a request is treated under load.
@@ -48,67 +52,6 @@ impl RouteClass {
     /// Index into per-class arrays (0 = primary).
     pub fn index(self) -> usize {
         self as usize
-    }
-}
-
-/// A path pattern: `*` matches within one segment, `**` across segments, and
-/// a trailing `*` (as in `/download/*`) matches the rest of the path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern(String);
-
-impl Pattern {
-    /// A glob pattern; it must start with `/`.
-    pub fn glob(pattern: &str) -> Result<Self, String> {
-        if !pattern.starts_with('/') {
-            return Err(format!(
-                "a path pattern starts with \"/\", found \"{pattern}\""
-            ));
-        }
-        if pattern.contains("***") {
-            return Err(format!(
-                "\"***\" is not a pattern; use \"*\" or \"**\", found \"{pattern}\""
-            ));
-        }
-        // A single trailing `*` takes the rest of the path: `/download/*`
-        // covers `/download/3.0/os.iso` too.
-        let mut p = pattern.to_string();
-        if p.ends_with('*') && !p.ends_with("**") {
-            p.push('*');
-        }
-        Ok(Pattern(p))
-    }
-
-    /// A literal prefix: `"/download/"` matches everything below it.
-    pub fn prefix(prefix: &str) -> Result<Self, String> {
-        if !prefix.starts_with('/') || prefix.contains('*') {
-            return Err(format!(
-                "a prefix starts with \"/\" and has no \"*\", found \"{prefix}\""
-            ));
-        }
-        Ok(Pattern(format!("{prefix}**")))
-    }
-
-    /// Whether `path` (canonical) matches.
-    pub fn matches(&self, path: &str) -> bool {
-        glob(self.0.as_bytes(), path.as_bytes())
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Glob matching with `*` (not across `/`) and `**` (anything).
-fn glob(pat: &[u8], s: &[u8]) -> bool {
-    match pat {
-        [] => s.is_empty(),
-        [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| glob(rest, &s[i..])),
-        [b'*', rest @ ..] => {
-            let seg = s.iter().position(|&c| c == b'/').unwrap_or(s.len());
-            (0..=seg).any(|i| glob(rest, &s[i..]))
-        }
-        [c, rest @ ..] => s.first() == Some(c) && glob(rest, &s[1..]),
     }
 }
 
@@ -435,17 +378,5 @@ mod tests {
             r.classify(&Method::GET, None, "/download/x").0,
             RouteClass::Normal
         );
-    }
-
-    #[test]
-    fn globs() {
-        let p = Pattern::glob("/a/**/z").unwrap();
-        assert!(p.matches("/a/b/c/z"));
-        assert!(!p.matches("/a/b/c/y"));
-        let p = Pattern::prefix("/files/").unwrap();
-        assert!(p.matches("/files/a/b"));
-        assert!(!p.matches("/file"));
-        assert!(Pattern::glob("download").is_err());
-        assert!(Pattern::prefix("/x/*").is_err());
     }
 }
