@@ -28,6 +28,8 @@
 //!   atomically;
 //! - [`admin`] — the operator's listener; [`dashboard`] — its live page;
 //! - [`fleet`] — several instances acting as one over Redis (fail-open);
+//! - [`layer`] — [`ShedLayer`]: the shedding as a tower layer around any
+//!   service;
 //! - [`access_log`] — one line per request, buffered and written by a
 //!   thread of its own (no request waits for it); [`logging`] — the
 //!   `tracing` subscriber for everything else;
@@ -47,6 +49,7 @@ mod deadline;
 pub mod demo;
 mod demo_stampede;
 pub mod fleet;
+pub mod layer;
 pub mod listener;
 pub mod loadgen;
 pub mod logging;
@@ -60,4 +63,5 @@ pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 
+pub use layer::ShedLayer;
 pub use listener::Lifeboat;

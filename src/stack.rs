@@ -46,7 +46,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::access_log::{AccessLog, Exchange};
-use crate::admission::{Decision, Held, Refused, Wait, decide};
+use crate::admission::{Answered, Decision, Wait, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
@@ -150,7 +150,7 @@ impl Gateway {
             class
         };
         let admitting = Instant::now();
-        let depth = match self.admit(rt, admit_as, wait).await {
+        let depth = match admission.admit(&rt.config, admit_as, wait).await {
             Ok(held) => {
                 let depth = held.origin.as_ref().map(|p| p.depth());
                 exchange.hold(held);
@@ -167,30 +167,14 @@ impl Gateway {
         let started = Instant::now();
         match rt.upstream.forward(req, &self.conn.inbound, body_end).await {
             Ok(forwarded) => {
-                let ttfb = started.elapsed();
-                let status = forwarded.response.status();
-                let failed = status.is_server_error();
-                admission.window.record_origin(Some(ttfb), failed);
-                // Only 2xx answers to requests without a body teach the
-                // learner what a request costs: a burst of fast 404s says
-                // nothing about pages, and an upload's time to first byte
-                // is its sender's speed as much as the origin's.
-                if status.is_success() && !has_body {
-                    let depth = depth.unwrap_or_else(|| admission.origin.inflight() + 1);
-                    admission.samples.record(class, ttfb, depth);
-                }
-                crate::telemetry::ORIGIN_TTFB.record(ttfb);
-                admission.tally.proxied[class.index()].fetch_add(1, Relaxed);
-                if class == RouteClass::Primary {
-                    admission.tally.primary_ttfb.record(admitting.elapsed());
-                }
-                if failed {
-                    metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
-                        .increment(1);
-                } else {
-                    admission.tally.served[class.index()].fetch_add(1, Relaxed);
-                }
-                metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "proxied").increment(1);
+                admission.answered(Answered {
+                    class,
+                    ttfb: started.elapsed(),
+                    status: forwarded.response.status(),
+                    depth,
+                    has_body,
+                    admitted_at: admitting,
+                });
                 if let Some(tunnel) = forwarded.tunnel {
                     // The tunnel is the request, still going: it keeps the
                     // request's slots (in-flight count, origin slot).
@@ -204,11 +188,9 @@ impl Gateway {
                 forwarded.response
             }
             Err(err) => {
-                if let Some(reason) = ShedReason::for_upstream(&err) {
+                if let Some(reason) = apology::reason_for(&err) {
                     tracing::warn!(error = %err, "origin request failed");
-                    admission.window.record_origin(None, true);
-                    metrics::counter!("lifeboat_origin_failures_total", "kind" => reason.as_str())
-                        .increment(1);
+                    admission.origin_failed(reason);
                     return self.shed(rt, exchange, class, reason, asked, http1);
                 }
                 // The client's own broken or trickled body: not the
@@ -225,55 +207,9 @@ impl Gateway {
         }
     }
 
-    /// Counts the request in and takes its slots, waiting in lifeboat's
-    /// queue as long as `wait` allows. A refusal comes with what was held
-    /// so far (a dry run goes on with it).
-    async fn admit(
-        &self,
-        rt: &Runtime,
-        class: RouteClass,
-        wait: Wait,
-    ) -> Result<Held, (ShedReason, Held)> {
-        let admission = &self.shared.admission;
-        let timeout = rt.config.origin.queue_timeout;
-        let mut held = Held {
-            inflight: Some(admission.inflight.enter(class)),
-            ..Held::default()
-        };
-        if class == RouteClass::Primary && rt.config.shedding.primary_max_inflight.is_some() {
-            match admission.primary.acquire(0, timeout).await {
-                Ok(permit) => held.primary = Some(permit),
-                Err(_) => return Err((ShedReason::PrimaryBusy, held)),
-            }
-        }
-        let (max_wait, no_room) = match wait {
-            Wait::Queue => (timeout, None),
-            Wait::Fill(reason) => (rt.config.shedding.fill_wait.min(timeout), Some(reason)),
-        };
-        let waiting = Instant::now();
-        let permit = admission.origin.acquire(class.index(), max_wait).await;
-        let waited = waiting.elapsed();
-        admission.window.record_queue_wait(waited);
-        crate::telemetry::QUEUE_WAIT.record(waited);
-        match permit {
-            Ok(permit) => {
-                held.origin = Some(permit);
-                Ok(held)
-            }
-            Err(refused) => {
-                let reason = no_room.unwrap_or(match refused {
-                    Refused::Full => ShedReason::QueueFull,
-                    Refused::Timeout => ShedReason::QueueTimeout,
-                });
-                Err((reason, held))
-            }
-        }
-    }
-
     /// Dry run: what would have been shed is counted, and the request goes on.
     fn would_shed(&self, reason: ShedReason) {
-        self.shared.admission.tally.would_shed[reason as usize].fetch_add(1, Relaxed);
-        metrics::counter!("lifeboat_would_shed_total", "reason" => reason.as_str()).increment(1);
+        self.shared.admission.would_shed(reason);
     }
 
     fn shed(
@@ -286,11 +222,7 @@ impl Gateway {
         http1: bool,
     ) -> Response<ResponseBody> {
         exchange.set_shed(reason);
-        let tally = &self.shared.admission.tally;
-        tally.shed[reason as usize].fetch_add(1, Relaxed);
-        tally.refused[class.index()].fetch_add(1, Relaxed);
-        metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => "shed").increment(1);
-        metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(1);
+        self.shared.admission.refused(class, reason);
         if self.over_budget(rt, class, reason) {
             let clients = &self.shared.admission.clients;
             clients.exceeded.fetch_add(1, Relaxed);

@@ -121,7 +121,7 @@ pub fn install() -> Option<&'static PrometheusHandle> {
 /// `rate()` and `increase()` blind to that first event, and an alert on it
 /// can never fire the first time.
 fn register_zeroes() {
-    use crate::apology::ShedReason;
+    use crate::admission::ShedReason;
     use crate::classify::RouteClass;
     for class in RouteClass::ALL {
         for outcome in ["proxied", "shed", "client-error"] {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::apology::ShedReason;
+use crate::admission::ShedReason;
 use crate::classify::RouteClass;
 
 use super::line::{Clock, ShedSummary, Stamp};

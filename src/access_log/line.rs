@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Method, Version};
 
-use crate::apology::ShedReason;
+use crate::admission::ShedReason;
 use crate::body::BodyError;
 use crate::classify::RouteClass;
 use crate::config::LogFormat;

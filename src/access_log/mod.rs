@@ -36,7 +36,7 @@ use http::{Method, StatusCode, Uri, Version};
 use tokio::sync::oneshot;
 
 use crate::admission::Held;
-use crate::apology::ShedReason;
+use crate::admission::ShedReason;
 use crate::body::BodyError;
 use crate::classify::RouteClass;
 use crate::config::{Log, LogFormat};

@@ -19,7 +19,7 @@
 
 use super::View;
 use super::mode::Mode;
-use crate::apology::ShedReason;
+use crate::admission::ShedReason;
 use crate::classify::RouteClass;
 
 /// How long an admitted request may wait for an origin slot.

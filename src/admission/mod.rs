@@ -14,6 +14,7 @@
 //! The hot path reads the published mode with one atomic load. Nothing here
 //! awaits except waiting in the queue.
 
+mod admit;
 pub mod capacity;
 pub mod clients;
 mod decide;
@@ -21,6 +22,7 @@ pub mod latency;
 pub mod learn;
 pub mod limiter;
 pub mod mode;
+mod reason;
 pub mod signals;
 pub mod ticker;
 
@@ -28,10 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+pub use admit::Answered;
 pub use decide::{Decision, Wait, decide};
 pub use learn::{Capacity, Learn, Samples};
 pub use limiter::{Limiter, Permit, Refused};
 pub use mode::{Machine, Mode, Transition};
+pub use reason::ShedReason;
 pub use signals::{InFlight, InFlightGuard, Signals, Window};
 
 use crate::config::{Config, ModeSetting};

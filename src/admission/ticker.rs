@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::{Mode, TallySnapshot, Transition, View};
-use crate::apology::ShedReason;
+use crate::admission::ShedReason;
 use crate::classify::RouteClass;
 use crate::config::ModeSetting;
 use crate::runtime::Shared;

@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::admission::ShedReason;
 use crate::admission::{TallySnapshot, latency};
-use crate::apology::ShedReason;
 use crate::classify::RouteClass;
 use crate::runtime::Shared;
 use crate::story::{Event, Record};

@@ -22,6 +22,7 @@ mod headers;
 mod herd;
 mod http2_abuse;
 mod keepalive;
+mod layer;
 mod limits;
 mod loadgen;
 mod observability;
