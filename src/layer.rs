@@ -82,21 +82,7 @@ impl ShedLayer {
     /// inside one).
     pub fn new(config: Config) -> Self {
         let shared = Shared::new(config, None);
-        let rt = shared.runtime();
-        let mut tasks = vec![
-            tokio::spawn(crate::admission::ticker::run(shared.clone())),
-            tokio::spawn(crate::admission::ticker::learn(shared.clone())),
-        ];
-        if let Some(rx) = shared.take_events() {
-            let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
-            tasks.push(tokio::spawn(crate::story::journal::run(
-                rt.config.story.journal.clone(),
-                webhooks,
-                rx,
-                shared.events.done.clone(),
-                None,
-            )));
-        }
+        let tasks = crate::runtime::spawn_tasks(&shared);
         ShedLayer {
             core: Arc::new(Core { shared, tasks }),
         }

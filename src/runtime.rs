@@ -314,3 +314,32 @@ fn render_pages(config: &Config, since: SystemTime, message: &str) -> Pages {
         message,
     })
 }
+
+/// Starts what keeps the shared state current, on the current tokio
+/// runtime: the ticker, the learner, the journal and webhook writer, and
+/// the fleet's link when there is a fleet. Their handles, to abort them.
+pub fn spawn_tasks(shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+    let rt = shared.runtime();
+    let mut tasks = vec![
+        tokio::spawn(crate::admission::ticker::run(shared.clone())),
+        tokio::spawn(crate::admission::ticker::learn(shared.clone())),
+    ];
+    if let Some(rx) = shared.take_events() {
+        let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
+        tasks.push(tokio::spawn(crate::story::journal::run(
+            rt.config.story.journal.clone(),
+            webhooks,
+            rx,
+            shared.events.done.clone(),
+            shared.fleet.clone(),
+        )));
+    }
+    if let (Some(link), Some(cfg)) = (shared.fleet.clone(), rt.config.fleet.clone()) {
+        tasks.push(tokio::spawn(crate::fleet::link::run(
+            shared.clone(),
+            link,
+            cfg,
+        )));
+    }
+    tasks
+}

@@ -189,28 +189,8 @@ impl Lifeboat {
         self.access.register_metrics();
         let shared = self.shared.clone();
         let rt = shared.runtime();
-        let mut tasks = vec![
-            tokio::spawn(crate::admission::ticker::run(shared.clone())),
-            tokio::spawn(crate::admission::ticker::learn(shared.clone())),
-        ];
-        if let Some(rx) = shared.take_events() {
-            let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
-            let done = shared.events.done.clone();
-            tokio::spawn(crate::story::journal::run(
-                rt.config.story.journal.clone(),
-                webhooks,
-                rx,
-                done,
-                shared.fleet.clone(),
-            ));
-        }
-        if let (Some(link), Some(cfg)) = (shared.fleet.clone(), rt.config.fleet.clone()) {
-            tasks.push(tokio::spawn(crate::fleet::link::run(
-                shared.clone(),
-                link,
-                cfg,
-            )));
-        }
+        let mut tasks = crate::runtime::spawn_tasks(&shared);
+
         let admin = Arc::new(crate::admin::AdminState {
             shared: shared.clone(),
             draining: Default::default(),

@@ -47,6 +47,20 @@ async fn admin_post(lb: &Running, path: &str, body: Value) -> Value {
     r.json().await.unwrap()
 }
 
+/// `lifeboat story ARGS`, which must succeed: its report.
+async fn story(args: &[&std::ffi::OsStr]) -> String {
+    let out = tokio::process::Command::new(crate::support::process::bin())
+        .arg("story")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}{errors}");
+    report
+}
+
 /// Waits (up to `limit`) until `ok` holds; how long it took.
 async fn within(limit: Duration, what: &str, ok: impl Fn() -> bool) -> Duration {
     let start = tokio::time::Instant::now();
@@ -257,17 +271,7 @@ async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
 
     // And `lifeboat story --redis` tells the fleet's one incident, with a
     // row per instance and the operator's reason as its trigger.
-    let out = tokio::process::Command::new(crate::support::process::bin())
-        .args(["story", "--redis", &redis.url()])
-        .output()
-        .await
-        .unwrap();
-    let story = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{story}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let story = story(&["--redis".as_ref(), redis.url().as_ref()]).await;
     assert!(story.contains("## Episode 1"), "{story}");
     assert!(
         story.contains("| Trigger | operator override: drill |"),
@@ -596,19 +600,8 @@ async fn the_story_of_several_journals_is_one_incident() {
             + &line("41.000", "b", &change("degraded", "normal")),
     )
     .unwrap();
-    let out = tokio::process::Command::new(crate::support::process::bin())
-        .arg("story")
-        .arg(dir.path().join("a.jsonl"))
-        .arg(dir.path().join("b.jsonl"))
-        .output()
-        .await
-        .unwrap();
-    let story = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{story}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let story = story(&[a.as_os_str(), b.as_os_str()]).await;
     assert!(story.contains("1 episode in this journal"), "{story}");
     assert!(
         story.contains("| Started | 2026-11-29T10:00:01.000Z |"),
