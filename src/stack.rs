@@ -149,16 +149,11 @@ impl Gateway {
         } else {
             class
         };
-        let depth = match self.admit(rt, admit_as, wait).await {
-            Ok(held) => {
-                let depth = held.origin.as_ref().map(|p| p.depth());
-                exchange.hold(held);
-                depth
-            }
+        let mut held = match self.admit(rt, admit_as, wait).await {
+            Ok(held) => held,
             Err((reason, held)) if dry_run => {
                 self.would_shed(reason);
-                exchange.hold(held);
-                None
+                held
             }
             Err((reason, _)) => return self.shed(rt, exchange, class, reason, asked, http1),
         };
@@ -171,13 +166,16 @@ impl Gateway {
                 let failed = status.is_server_error();
                 admission.window.record_origin(Some(ttfb), failed);
                 // Only 2xx answers to requests without a body teach the
-                // learner what a request costs: a burst of fast 404s says
-                // nothing about pages, and an upload's time to first byte
-                // is its sender's speed as much as the origin's.
+                // server's learner what a request costs: a burst of fast
+                // 404s says nothing about pages, and an upload's time to
+                // first byte is its sender's speed as much as the origin's.
+                let server = forwarded.server;
                 if status.is_success() && !has_body {
-                    let depth = depth.unwrap_or_else(|| admission.origin.inflight() + 1);
-                    admission.samples.record(class, ttfb, depth);
+                    let learn = &server.server().learn;
+                    learn.samples.record(class, ttfb, server.depth());
                 }
+                held.server = Some(server);
+                exchange.hold(held);
                 crate::telemetry::ORIGIN_TTFB.record(ttfb);
                 if failed {
                     metrics::counter!("lifeboat_origin_failures_total", "kind" => "5xx")
@@ -199,6 +197,7 @@ impl Gateway {
                 forwarded.response
             }
             Err(err) => {
+                exchange.hold(held);
                 if let Some(reason) = ShedReason::for_upstream(&err) {
                     tracing::warn!(error = %err, "origin request failed");
                     admission.window.record_origin(None, true);

@@ -66,7 +66,8 @@ pub async fn learn(shared: Arc<Shared>) {
         let now = every.tick().await;
         let rt = shared.runtime();
         let a = &shared.admission;
-        a.learn.step(now, &rt.config, &a.origin, &a.samples);
+        a.learn
+            .step(now, &rt.config, &a.origin, &rt.upstream.pool.steps());
     }
 }
 

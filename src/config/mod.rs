@@ -11,6 +11,7 @@
 mod control_rules;
 mod error;
 mod log_rules;
+mod origin_rules;
 mod raw;
 mod shed_rules;
 pub mod units;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
+pub use origin_rules::{Eject, HealthCheck, Server};
 pub use units::{ByteSize, Cidr};
 
 /// A validated configuration: every value is in range and every file it
@@ -106,13 +108,15 @@ pub enum HostHeader {
     Fixed(http::HeaderValue),
 }
 
-/// The origin server.
+/// The origin: one or several servers, and how lifeboat talks to them.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// `http` (TLS to the origin is not supported yet).
-    pub scheme: http::uri::Scheme,
-    /// `host:port` of the origin.
-    pub authority: http::uri::Authority,
+    /// The servers requests are balanced over (at least one).
+    pub servers: Vec<Server>,
+    /// When failures take a server out of rotation.
+    pub eject: Eject,
+    /// The active health check, if configured.
+    pub health: Option<HealthCheck>,
     /// Time allowed to establish a TCP connection to the origin.
     pub connect_timeout: Duration,
     /// Time allowed from sending the request until response headers arrive.
@@ -125,8 +129,10 @@ pub struct Origin {
     pub http2: bool,
     /// Host header policy.
     pub host: HostHeader,
-    /// Requests outstanding at the origin at most, in every mode; the rest
-    /// wait in lifeboat's priority queue.
+    /// Requests outstanding at each server at most, in every mode (learned
+    /// per server, or pinned per server); the origin's capacity is their
+    /// sum over the servers in rotation, and the rest wait in lifeboat's
+    /// priority queue.
     pub max_inflight: OriginLimit,
     /// Of those, slots only the primary class may take (`None`: an eighth
     /// of the limit, at least one when the limit is learned).
@@ -421,10 +427,10 @@ pub fn summary(c: &Config) -> String {
             tls.cert_path.display()
         );
     }
+    let servers: Vec<String> = c.origin.servers.iter().map(Server::name).collect();
     s += &format!(
-        "  origin        {}://{} ({}; connect {:?}, ttfb {:?})\n",
-        c.origin.scheme,
-        c.origin.authority,
+        "  origin        {} ({}; connect {:?}, ttfb {:?})\n",
+        servers.join(", "),
         if c.origin.http2 { "h2" } else { "HTTP/1.1" },
         c.origin.connect_timeout,
         c.origin.ttfb_timeout

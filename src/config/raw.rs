@@ -62,6 +62,11 @@ pub struct RawTls {
 #[serde(deny_unknown_fields)]
 pub struct RawOrigin {
     pub url: S<String>,
+    pub servers: Option<Spanned<Vec<Spanned<RawServer>>>>,
+    pub eject_after: S<i64>,
+    pub eject_for: S<Duration>,
+    pub eject_max: S<Duration>,
+    pub health: Option<Spanned<RawHealth>>,
     pub connect_timeout: S<Duration>,
     pub ttfb_timeout: S<Duration>,
     pub pool_idle_timeout: S<Duration>,
@@ -75,6 +80,23 @@ pub struct RawOrigin {
     pub primary_reserved: S<i64>,
     pub queue_max: S<i64>,
     pub queue_timeout: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub url: S<String>,
+    pub weight: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: S<String>,
+    pub interval: S<Duration>,
+    pub timeout: S<Duration>,
+    pub healthy_threshold: S<i64>,
+    pub unhealthy_threshold: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -384,3 +384,50 @@ fn the_kubernetes_configmap_is_valid() {
         "a public admin listener without a token must be refused"
     );
 }
+
+#[test]
+fn origin_servers_are_a_url_or_a_list_not_both() {
+    let d = diagnose(&format!(
+        "{ORIGIN}servers = [{{ url = \"http://127.0.0.1:8001\" }}]\n"
+    ));
+    assert_eq!((d.line, d.column), (3, 11));
+    assert!(d.message.contains("not both"), "{}", d.message);
+}
+
+#[test]
+fn origin_server_mistakes_are_located() {
+    let cases = [
+        ("servers = []", (2, 11), "at least one server"),
+        ("servers = [{ weight = 2 }]", (2, 12), "missing `url`"),
+        (
+            "servers = [{ url = \"http://a:1\", weight = 0 }]",
+            (2, 43),
+            "between 1 and 1000",
+        ),
+        (
+            "servers = [{ url = \"http://a:1\" }, { url = \"http://a:1\" }]",
+            (2, 44),
+            "listed twice",
+        ),
+        (
+            "url = \"http://a:1\"\neject_after = 0",
+            (3, 15),
+            "between 1 and 1000",
+        ),
+        (
+            "url = \"http://a:1\"\n[origin.health]\npath = \"healthz\"",
+            (4, 8),
+            "expected a path",
+        ),
+        (
+            "url = \"http://a:1\"\n[origin.health]\ninterval = \"1s\"\ntimeout = \"2s\"",
+            (5, 11),
+            "between",
+        ),
+    ];
+    for (body, at, says) in cases {
+        let d = diagnose(&format!("[origin]\n{body}\n"));
+        assert_eq!((d.line, d.column), at, "{body}: {d}");
+        assert!(d.message.contains(says), "{body}: {}", d.message);
+    }
+}

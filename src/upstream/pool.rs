@@ -1,0 +1,292 @@
+//! The origin's servers: each one's live state, which of them a request
+//! goes to, and which of them are in rotation.
+//!
+//! - [`Server`]: one server's in-flight count, its learner, its health and
+//!   its counters. It outlives config versions: the [`Registry`] hands the
+//!   same `Server` to every version that names it, so a reload neither
+//!   forgets what was learned nor loses count of what is in flight, and a
+//!   server a reload removes lives on until its last request ends;
+//! - [`Pool`]: the servers of one config version. [`Pool::pick`] is the
+//!   power of two choices (Mitzenmacher; Envoy's and Finagle's least
+//!   request): two servers in rotation drawn at random, the one with room
+//!   under its own limit and the fewer requests per unit of weight wins.
+//!   It needs no lock and no shared counter beyond the servers' own;
+//! - [`ServerSlot`]: a request counted at its server until its response
+//!   body ends.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use super::outlier::{Health, State};
+use crate::admission::{ServerLearn, ServerStep};
+use crate::config::{self, Config};
+
+/// One origin server's live state.
+pub struct Server {
+    /// `scheme://host:port`.
+    pub name: String,
+    /// How to reach it.
+    pub config: config::Server,
+    weight: AtomicU32,
+    inflight: AtomicUsize,
+    peak: AtomicUsize,
+    /// Its learned (or pinned) limit and its samples.
+    pub learn: ServerLearn,
+    /// Passive and active health.
+    pub health: Health,
+    /// Requests sent to it (health checks apart).
+    pub requests: AtomicU64,
+    /// Of those, failed (connect, timeout, broken, 5xx).
+    pub failures: AtomicU64,
+}
+
+impl Server {
+    fn new(server: &config::Server, config: &Config) -> Self {
+        Server {
+            name: server.name(),
+            config: server.clone(),
+            weight: AtomicU32::new(server.weight),
+            inflight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            learn: ServerLearn::new(config),
+            health: Health::default(),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests at it now.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Relaxed)
+    }
+
+    /// Its weight.
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Relaxed)
+    }
+}
+
+/// A request counted at its server; released when dropped.
+pub struct ServerSlot {
+    server: Arc<Server>,
+    depth: usize,
+}
+
+impl ServerSlot {
+    /// Counts a request in at `server`.
+    pub fn new(server: &Arc<Server>) -> Self {
+        let depth = server.inflight.fetch_add(1, Relaxed) + 1;
+        server.peak.fetch_max(depth, Relaxed);
+        ServerSlot {
+            server: server.clone(),
+            depth,
+        }
+    }
+
+    /// Requests at the server when this one was sent, itself included.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+}
+
+impl Drop for ServerSlot {
+    fn drop(&mut self) {
+        self.server.inflight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Every server some config version named, by name: what a new version
+/// takes its servers from.
+pub struct Registry {
+    known: Mutex<Vec<Arc<Server>>>,
+    clock: Instant,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            known: Mutex::default(),
+            clock: Instant::now(),
+        }
+    }
+}
+
+impl Registry {
+    /// The clock ejection times are counted on (one for the process).
+    pub fn clock(&self) -> Instant {
+        self.clock
+    }
+
+    /// The servers of `config`, the ones already known reused (their
+    /// weight and bounds updated), the others new. Servers no longer named
+    /// are forgotten here; requests still at them keep them alive.
+    pub fn servers(&self, config: &Config) -> Vec<Arc<Server>> {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let servers: Vec<Arc<Server>> = config
+            .origin
+            .servers
+            .iter()
+            .map(|s| match known.iter().find(|k| k.name == s.name()) {
+                Some(k) => {
+                    k.weight.store(s.weight, Relaxed);
+                    k.learn.reconfigure(config);
+                    k.clone()
+                }
+                None => Arc::new(Server::new(s, config)),
+            })
+            .collect();
+        *known = servers.clone();
+        servers
+    }
+}
+
+/// The servers of one config version.
+pub struct Pool {
+    servers: Vec<Arc<Server>>,
+    eject: config::Eject,
+    checked: bool,
+    clock: Instant,
+    /// Held while deciding an ejection, so two servers failing at once
+    /// cannot both leave, emptying the rotation.
+    ejecting: Mutex<()>,
+}
+
+impl Pool {
+    /// The pool for `config`, its servers from `registry`.
+    pub fn new(config: &Config, registry: &Registry, clock: Instant) -> Self {
+        Pool {
+            servers: registry.servers(config),
+            eject: config.origin.eject,
+            checked: config.origin.health.is_some(),
+            clock,
+            ejecting: Mutex::new(()),
+        }
+    }
+
+    /// The servers.
+    pub fn servers(&self) -> &[Arc<Server>] {
+        &self.servers
+    }
+
+    /// Milliseconds on the pool's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Whether a health check decides when ejected servers come back.
+    pub fn checked(&self) -> bool {
+        self.checked
+    }
+
+    /// A server's health now.
+    pub fn state(&self, server: &Server) -> State {
+        server.health.state(self.now_ms(), self.checked)
+    }
+
+    /// The server for a new request: the less loaded of two in rotation
+    /// drawn at random, other than `not` (a retry's first server). `None`
+    /// only when no other server is in rotation.
+    pub fn pick(&self, not: Option<&Arc<Server>>) -> Option<&Arc<Server>> {
+        if let ([only], None) = (self.servers.as_slice(), not) {
+            return Some(only);
+        }
+        let any_out = self.servers.iter().any(|s| s.health.ejected_flag());
+        let now = if any_out { self.now_ms() } else { 0 };
+        let eligible = |s: &&Arc<Server>| {
+            not.is_none_or(|n| !Arc::ptr_eq(n, s))
+                && (!any_out || s.health.in_rotation(now, self.checked))
+        };
+        let count = self.servers.iter().filter(eligible).count();
+        let nth = |i: usize| self.servers.iter().filter(eligible).nth(i);
+        match count {
+            0 => None,
+            1 => nth(0),
+            _ => {
+                let a = fastrand::usize(..count);
+                let b = (a + 1 + fastrand::usize(..count - 1)) % count;
+                let (a, b) = (nth(a)?, nth(b)?);
+                Some(if lighter(b, a) { b } else { a })
+            }
+        }
+    }
+
+    /// Records a request's outcome at `server`; a failure may eject it
+    /// (never the last server in rotation).
+    pub fn outcome(&self, server: &Server, ok: bool) {
+        if ok {
+            server.health.succeeded();
+            return;
+        }
+        server.failures.fetch_add(1, Relaxed);
+        let now = self.now_ms();
+        if server.health.failed(&self.eject, now, self.checked) {
+            self.eject(server, now, true, "failures in a row");
+        }
+    }
+
+    /// Takes `server` out of rotation unless it is the last one in it.
+    pub fn eject(&self, server: &Server, now: u64, passive: bool, why: &str) {
+        let _one_at_a_time = self.ejecting.lock().unwrap_or_else(|p| p.into_inner());
+        if !server.health.in_rotation(now, self.checked) {
+            return;
+        }
+        let others = self
+            .servers
+            .iter()
+            .filter(|s| !std::ptr::eq(s.as_ref(), server))
+            .filter(|s| s.health.in_rotation(now, self.checked))
+            .count();
+        if others == 0 {
+            tracing::warn!(
+                server = %server.name,
+                why,
+                "origin server failing, but it is the last one in rotation: kept"
+            );
+            return;
+        }
+        let length = server.health.eject(&self.eject, now, passive);
+        metrics::counter!("lifeboat_origin_server_ejections_total", "server" => server.name.clone())
+            .increment(1);
+        tracing::warn!(
+            server = %server.name,
+            why,
+            at_least = ?length,
+            until_checks_pass = self.checked,
+            "origin server ejected"
+        );
+    }
+
+    /// What the learner needs of each server.
+    pub fn steps(&self) -> Vec<ServerStep<'_>> {
+        let now = self.now_ms();
+        self.servers
+            .iter()
+            .map(|s| ServerStep {
+                learn: &s.learn,
+                peak: s.peak.swap(s.inflight(), Relaxed),
+                in_rotation: s.health.in_rotation(now, self.checked),
+            })
+            .collect()
+    }
+}
+
+/// Whether `a` should take the next request rather than `b`: room under
+/// its own limit first, then fewer requests per unit of weight.
+fn lighter(a: &Server, b: &Server) -> bool {
+    let room = |s: &Server| s.inflight() < s.learn.limit();
+    match (room(a), room(b)) {
+        (true, false) => true,
+        (false, true) => false,
+        _ => {
+            (a.inflight() as u64 + 1) * u64::from(b.weight())
+                < (b.inflight() as u64 + 1) * u64::from(a.weight())
+        }
+    }
+}

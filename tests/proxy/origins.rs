@@ -1,0 +1,264 @@
+//! Several origin servers: balanced by load, ejected when they fail, back
+//! when their health check passes, a request that never reached a server
+//! sent once more to another; every server down is the apology.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use lifeboat::upstream::outlier::State;
+
+use crate::support::{Harness, Running, TestOrigin, client, lifeboat_to, wait_until};
+
+/// A harness whose `[origin]` lists `urls` as its servers.
+pub fn servers(urls: &[String]) -> Harness {
+    let list: Vec<String> = urls
+        .iter()
+        .map(|u| format!("{{ url = \"{u}\" }}"))
+        .collect();
+    lifeboat_to("http://unused.invalid")
+        .unset("origin.url")
+        .set("origin.servers", &format!("[{}]", list.join(", ")))
+}
+
+/// The state lifeboat keeps of the server at `addr`.
+fn server(lb: &Running, addr: std::net::SocketAddr) -> Arc<lifeboat::upstream::Server> {
+    let rt = lb.shared.runtime();
+    let name = format!("http://{addr}");
+    let found = rt.upstream.pool.servers().iter().find(|s| s.name == name);
+    found.expect("a configured server").clone()
+}
+
+fn in_rotation(lb: &Running, addr: std::net::SocketAddr) -> bool {
+    let rt = lb.shared.runtime();
+    rt.upstream.pool.state(&server(lb, addr)) == State::InRotation
+}
+
+/// GETs from `workers` clients in a loop until `stop`; every status seen.
+fn load(
+    lb: &Running,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<u16>>> {
+    (0..workers)
+        .map(|i| {
+            let url = lb.url(if i % 2 == 0 {
+                "/bytes/1024"
+            } else {
+                "/status/200"
+            });
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let c = client();
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let status = match c.get(&url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            // A body cut short is a failed GET too.
+                            if r.bytes().await.is_ok() { status } else { 0 }
+                        }
+                        Err(_) => 0,
+                    };
+                    seen.push(status);
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_spread_over_the_servers() {
+    let origins = [
+        TestOrigin::start().await,
+        TestOrigin::start().await,
+        TestOrigin::start().await,
+    ];
+    let lb = servers(&origins.iter().map(TestOrigin::url).collect::<Vec<_>>())
+        .start()
+        .await;
+    for _ in 0..300 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    for o in &origins {
+        assert!(o.requests() >= 30, "one server got {} of 300", o.requests());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_under_load_loses_no_get_and_comes_back() {
+    let a = TestOrigin::start().await;
+    let b = TestOrigin::start().await;
+    let c = TestOrigin::start().await;
+    let c_addr = c.addr;
+    let lb = servers(&[a.url(), b.url(), c.url()])
+        .set("origin.eject_for", "\"200ms\"")
+        .set("origin.health.path", "\"/status/200\"")
+        .set("origin.health.interval", "\"50ms\"")
+        .route("downloads", "match", "/bytes/*", "primary")
+        .start()
+        .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = load(&lb, 8, stop.clone());
+    wait_until("every server busy", || {
+        c.requests() >= 50 && a.requests() >= 50
+    })
+    .await;
+
+    c.kill().await;
+    wait_until("the dead server ejected", || !in_rotation(&lb, c_addr)).await;
+    let sent_to_dead = server(&lb, c_addr).requests.load(Ordering::SeqCst);
+    let before = a.requests() + b.requests();
+    wait_until("300 more requests served", || {
+        a.requests() + b.requests() >= before + 300
+    })
+    .await;
+    assert_eq!(
+        server(&lb, c_addr).requests.load(Ordering::SeqCst),
+        sent_to_dead,
+        "the ejected server was sent new requests"
+    );
+
+    let c = TestOrigin::start_on(c_addr).await;
+    wait_until("the server back in rotation", || in_rotation(&lb, c_addr)).await;
+    wait_until("the server serving again", || c.requests() >= 20).await;
+
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for w in workers {
+        seen.extend(w.await.unwrap());
+    }
+    let failed = seen.iter().filter(|s| **s != 200).count();
+    assert!(seen.len() > 600, "only {} requests", seen.len());
+    assert_eq!(failed, 0, "{failed} of {} GETs failed", seen.len());
+}
+
+#[tokio::test]
+async fn every_server_down_is_the_apology() {
+    let ports = [closed_port().await, closed_port().await];
+    let lb = servers(&ports.map(|p| format!("http://127.0.0.1:{p}")))
+        .start()
+        .await;
+    for _ in 0..10 {
+        let resp = client().get(lb.url("/anything")).send().await.unwrap();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-down");
+    }
+    // Never all of them out: the last one stays in rotation.
+    let rt = lb.shared.runtime();
+    let pool = &rt.upstream.pool;
+    let out = pool
+        .servers()
+        .iter()
+        .filter(|s| pool.state(s) != State::InRotation)
+        .count();
+    assert_eq!(out, 1, "one of two ejected, the last one kept");
+}
+
+#[tokio::test]
+async fn a_post_is_never_sent_twice() {
+    let port = closed_port().await;
+    let a = TestOrigin::start().await;
+    let lb = servers(&[format!("http://127.0.0.1:{port}"), a.url()])
+        .set("origin.eject_after", "1000")
+        .start()
+        .await;
+    let (mut refused, mut retried_gets) = (0, 0);
+    for _ in 0..40 {
+        let resp = client()
+            .post(lb.url("/sink"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 503 {
+            assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-down");
+            refused += 1;
+        }
+        let get = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(
+            get.status(),
+            200,
+            "a GET that never reached a server is sent again"
+        );
+        retried_gets += 1;
+    }
+    assert!(refused > 0, "a POST to the dead server was not refused");
+    assert_eq!(retried_gets, 40);
+    let seen = a.state.seen.lock().unwrap();
+    let posts = seen.iter().filter(|s| s.starts_with("POST")).count();
+    assert_eq!(posts, 40 - refused, "a refused POST was sent again");
+}
+
+/// A loopback port with nothing listening on it.
+async fn closed_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_origin_limit_is_the_sum_of_the_servers() {
+    let urls = [
+        "http://127.0.0.1:1".to_string(),
+        "http://127.0.0.1:2".to_string(),
+    ];
+    let fixed = servers(&urls).set("origin.max_inflight", "3").start().await;
+    let capacity = fixed.shared.admission.capacity();
+    assert_eq!((capacity.learned, capacity.limit), (false, 6));
+    assert_eq!(fixed.shared.admission.origin.limit(), 6);
+
+    let learned = servers(&urls)
+        .set("origin.learn_initial", "5")
+        .start()
+        .await;
+    let capacity = learned.shared.admission.capacity();
+    assert_eq!((capacity.learned, capacity.limit), (true, 10));
+    for s in learned.shared.runtime().upstream.pool.servers() {
+        assert_eq!(s.learn.limit(), 5, "each server learns its own");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_come_and_go_by_reload_without_dropping_a_download() {
+    let a = TestOrigin::start().await;
+    let b = TestOrigin::start().await;
+    let lb = servers(&[a.url()]).start().await;
+    let mut download = client().get(lb.url("/gated")).send().await.unwrap();
+    let first = download.chunk().await.unwrap().expect("first chunk");
+    assert_eq!(&first[..], b"first-chunk\n");
+
+    // Reload: `a` removed, `b` added, while the download is at `a`.
+    let reload = |urls: &[String]| {
+        lifeboat::config::from_str(
+            &servers(urls).toml(),
+            "test.toml",
+            std::path::Path::new("."),
+        )
+        .expect("valid config")
+    };
+    lb.shared.swap(reload(&[b.url()]));
+    let at_a = a.requests();
+    for _ in 0..20 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(a.requests(), at_a, "a removed server got new requests");
+    assert_eq!(b.requests(), 20);
+
+    a.release();
+    let rest = download.chunk().await.unwrap().expect("the rest");
+    assert_eq!(&rest[..], b"the-rest\n", "the download in flight was cut");
+    assert!(download.chunk().await.unwrap().is_none());
+
+    // Added back: both take requests again.
+    lb.shared.swap(reload(&[a.url(), b.url()]));
+    for _ in 0..100 {
+        client().get(lb.url("/status/200")).send().await.unwrap();
+    }
+    assert!(
+        a.requests() >= at_a + 20,
+        "a re-added server got {}",
+        a.requests() - at_a
+    );
+}
