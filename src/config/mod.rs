@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
-pub use origin_rules::{Eject, HealthCheck, Server};
+pub use origin_rules::{Eject, HealthCheck, OriginTls, Server};
 pub use units::{ByteSize, Cidr};
 
 /// A validated configuration: every value is in range and every file it
@@ -117,6 +117,8 @@ pub struct Origin {
     pub eject: Eject,
     /// The active health check, if configured.
     pub health: Option<HealthCheck>,
+    /// TLS to `https://` servers (present when there is one).
+    pub tls: Option<OriginTls>,
     /// Time allowed to establish a TCP connection to the origin.
     pub connect_timeout: Duration,
     /// Time allowed from sending the request until response headers arrive.

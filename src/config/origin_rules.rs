@@ -2,6 +2,8 @@
 //! weights), timeouts and pool, the limit at the origin, passive ejection
 //! and the active health check. Defaults are constants with their reasons.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -79,6 +81,26 @@ impl Server {
     }
 }
 
+/// TLS to the `https://` servers: verification always on.
+#[derive(Clone)]
+pub struct OriginTls {
+    /// Roots (`ca_file`, or the platform's) and the client certificate.
+    pub client_config: Arc<rustls::ClientConfig>,
+    /// The CA file, if one replaces the platform's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate's chain, if one is sent (mTLS).
+    pub client_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OriginTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginTls")
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Passive health: when failures eject a server, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eject {
@@ -122,6 +144,7 @@ pub(super) fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, 
     let secs = |s| Duration::from_secs(s);
     let max_inflight = origin_limit(ctx, o)?;
     Ok(Origin {
+        tls: tls(ctx, raw, &servers)?,
         servers,
         eject: eject(ctx, o)?,
         health: health(ctx, o.health.as_ref())?,
@@ -246,10 +269,8 @@ fn server(ctx: &Ctx<'_>, url: &Spanned<String>, weight: u32) -> Result<Server, C
         .scheme()
         .cloned()
         .ok_or_else(|| bad("expected a URL with a scheme, like \"http://127.0.0.1:8000\""))?;
-    if scheme != http::uri::Scheme::HTTP {
-        return Err(bad(
-            "only http:// origins are supported (TLS to the origin is not implemented yet)",
-        ));
+    if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+        return Err(bad("expected an http:// or https:// URL"));
     }
     let authority = uri
         .authority()
@@ -306,5 +327,50 @@ fn health(
         timeout: ctx.duration(&h.timeout, HEALTH_TIMEOUT.min(interval), (ms(1), interval))?,
         healthy: ctx.int(&h.healthy_threshold, HEALTHY_THRESHOLD, (1, 100))? as u32,
         unhealthy: ctx.int(&h.unhealthy_threshold, UNHEALTHY_THRESHOLD, (1, 100))? as u32,
+    }))
+}
+
+/// `ca_file`, `client_cert` and `client_key`, loaded when a server is
+/// `https://` (and refused when none is: they would do nothing).
+fn tls(
+    ctx: &Ctx<'_>,
+    raw: &Spanned<RawOrigin>,
+    servers: &[Server],
+) -> Result<Option<OriginTls>, ConfigError> {
+    let o = raw.get_ref();
+    let https = servers.iter().any(|s| s.scheme == http::uri::Scheme::HTTPS);
+    let given = [&o.ca_file, &o.client_cert, &o.client_key];
+    if !https {
+        return match given.iter().find_map(|k| k.as_ref()) {
+            Some(k) => Err(ctx.err(
+                k.span(),
+                "applies only to https:// servers, and none is listed",
+            )),
+            None => Ok(None),
+        };
+    }
+    let path = |v: &Spanned<String>| ctx.base_dir.join(v.get_ref());
+    let ca_file = o.ca_file.as_ref().map(path);
+    let identity = match (&o.client_cert, &o.client_key) {
+        (Some(c), Some(k)) => Some((path(c), path(k))),
+        (None, None) => None,
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(ctx.err(one.span(), "client_cert and client_key go together"));
+        }
+    };
+    let at = o
+        .ca_file
+        .as_ref()
+        .or(o.client_cert.as_ref())
+        .map_or_else(|| raw.span(), Spanned::span);
+    let client_config = crate::tls::client_config(
+        ca_file.as_deref(),
+        identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    )
+    .map_err(|e| ctx.err(at, e))?;
+    Ok(Some(OriginTls {
+        client_config,
+        ca_file,
+        client_cert: identity.map(|(c, _)| c),
     }))
 }

@@ -225,7 +225,7 @@ fn missing_origin() {
 #[test]
 fn bad_origin_urls() {
     for (url, want) in [
-        ("https://example.org", "only http:// origins"),
+        ("ftp://example.org", "an http:// or https:// URL"),
         ("http://example.org/prefix", "cannot have a path"),
         ("example.org", "with a scheme"),
         ("http://exa mple", "expected a URL"),
@@ -430,4 +430,22 @@ fn origin_server_mistakes_are_located() {
         assert_eq!((d.line, d.column), at, "{body}: {d}");
         assert!(d.message.contains(says), "{body}: {}", d.message);
     }
+}
+
+#[test]
+fn origin_tls_keys_need_an_https_server_and_readable_files() {
+    let d = diagnose(&format!("{ORIGIN}ca_file = \"ca.pem\"\n"));
+    assert_eq!((d.line, d.key.as_deref()), (3, Some("origin.ca_file")));
+    assert!(
+        d.message.contains("only to https:// servers"),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose("[origin]\nurl = \"https://127.0.0.1:8443\"\nca_file = \"missing.pem\"\n");
+    assert_eq!((d.line, d.key.as_deref()), (3, Some("origin.ca_file")));
+    assert!(d.message.contains("missing.pem"), "{}", d.message);
+
+    let d = diagnose("[origin]\nurl = \"https://127.0.0.1:8443\"\nclient_cert = \"c.pem\"\n");
+    assert!(d.message.contains("go together"), "{}", d.message);
 }

@@ -23,6 +23,7 @@ mod keepalive;
 mod limits;
 mod loadgen;
 mod observability;
+mod origin_tls;
 mod origins;
 mod paths;
 mod process;

@@ -81,7 +81,17 @@ impl TestOrigin {
         }
     }
 
+    /// Starts an origin that speaks TLS (h2 or HTTP/1.1 by ALPN) with `tls`.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
     fn serve(listener: TcpListener) -> Self {
+        Self::serve_with(listener, None)
+    }
+
+    fn serve_with(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().expect("origin addr");
         let state = Arc::new(OriginState::default());
         let st = state.clone();
@@ -93,11 +103,26 @@ impl TestOrigin {
                     continue;
                 };
                 let st = st.clone();
+                let tls = tls.clone();
                 let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| route(st.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await
+                        }
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
                 if let Ok(mut c) = tracked.lock() {
                     c.push(conn.abort_handle());
