@@ -327,6 +327,7 @@ fn mode_json(shared: &Shared) -> serde_json::Value {
             "samples": s.samples,
         },
         "origin": capacity_json(shared),
+        "servers": rt.upstream.pool.report(),
         "dry_run": rt.config.shedding.dry_run,
         "generation": shared.generation(),
     })

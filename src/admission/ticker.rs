@@ -176,7 +176,10 @@ impl Reporter {
             .map_or_else(TallySnapshot::default, |first| t.since(first));
         let p = RouteClass::Primary.index();
         let primary = d.requests.get(p).copied().unwrap_or(0);
+        let servers = shared.runtime().upstream.pool.report();
         shared.render_status(Numbers {
+            origin_servers: servers.len(),
+            origin_servers_in_rotation: servers.iter().filter(|s| s.state == "in-rotation").count(),
             requests_per_s: d.requests.iter().sum::<u64>() as f64 / span as f64,
             shed_per_s: d.shed.iter().sum::<u64>() as f64 / span as f64,
             window_s: span,

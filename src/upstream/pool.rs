@@ -252,8 +252,6 @@ impl Pool {
             return;
         }
         let length = server.health.eject(&self.eject, now, passive);
-        metrics::counter!("lifeboat_origin_server_ejections_total", "server" => server.name.clone())
-            .increment(1);
         tracing::warn!(
             server = %server.name,
             why,
@@ -272,6 +270,55 @@ impl Pool {
                 learn: &s.learn,
                 peak: s.peak.swap(s.inflight(), Relaxed),
                 in_rotation: s.health.in_rotation(now, self.checked),
+            })
+            .collect()
+    }
+}
+
+/// One server as `GET /mode` and the metrics show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerReport {
+    /// `scheme://host:port`.
+    pub server: String,
+    /// `in-rotation` or `ejected`.
+    pub state: &'static str,
+    /// For an ejected server: how long until it may come back (ms).
+    pub back_in_ms: Option<u64>,
+    /// Its weight.
+    pub weight: u32,
+    /// Requests at it now.
+    pub inflight: usize,
+    /// Its limit in force (learned or pinned).
+    pub limit: usize,
+    /// Requests sent to it since start.
+    pub requests: u64,
+    /// Of those, failed.
+    pub failures: u64,
+    /// Ejections since start.
+    pub ejections: u64,
+}
+
+impl Pool {
+    /// Every server's state and counters.
+    pub fn report(&self) -> Vec<ServerReport> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let (state, back_in_ms) = match self.state(s) {
+                    State::InRotation => ("in-rotation", None),
+                    State::Ejected(left) => ("ejected", Some(left.as_millis() as u64)),
+                };
+                ServerReport {
+                    server: s.name.clone(),
+                    state,
+                    back_in_ms,
+                    weight: s.weight(),
+                    inflight: s.inflight(),
+                    limit: s.learn.limit(),
+                    requests: s.requests.load(Relaxed),
+                    failures: s.failures.load(Relaxed),
+                    ejections: s.health.ejections(),
+                }
             })
             .collect()
     }

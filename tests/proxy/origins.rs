@@ -262,3 +262,97 @@ async fn servers_come_and_go_by_reload_without_dropping_a_download() {
         a.requests() - at_a
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_server_is_shown_in_metrics_mode_config_and_status() {
+    let a = TestOrigin::start().await;
+    let dead = format!("http://127.0.0.1:{}", closed_port().await);
+    let lb = servers(&[a.url(), dead.clone()])
+        .set("origin.eject_after", "1")
+        .start()
+        .await;
+    let ejected = || {
+        let rt = lb.shared.runtime();
+        let pool = &rt.upstream.pool;
+        pool.servers()
+            .iter()
+            .any(|s| pool.state(s) != State::InRotation)
+    };
+    for _ in 0..1000 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "sent again to the live server");
+        if ejected() {
+            break;
+        }
+    }
+    assert!(ejected(), "the dead server was never ejected");
+    let served = a.requests().to_string();
+    let metrics = lb.metrics().await;
+    let line = |name: &str, server: &str| {
+        let prefix = format!("{name}{{server=\"{server}\"}} ");
+        let found = metrics.lines().find_map(|l| l.strip_prefix(&prefix));
+        found
+            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+            .to_string()
+    };
+    assert_eq!(
+        line("lifeboat_origin_server_requests_total", &a.url()),
+        served
+    );
+    assert_eq!(line("lifeboat_origin_server_in_rotation", &a.url()), "1");
+    assert_eq!(line("lifeboat_origin_server_in_rotation", &dead), "0");
+    assert_eq!(line("lifeboat_origin_server_ejections_total", &dead), "1");
+    line("lifeboat_origin_server_limit", &a.url());
+    line("lifeboat_origin_server_inflight", &a.url());
+    line("lifeboat_origin_server_failures_total", &dead);
+
+    let admin = lb.admin.expect("admin listener");
+    let mode = crate::support::json_of(format!("http://{admin}/mode")).await;
+    let servers = mode["servers"].as_array().expect("servers in /mode");
+    let shown = |name: &str| servers.iter().find(|s| s["server"] == name).cloned();
+    assert_eq!(shown(&dead).expect("dead shown")["state"], "ejected");
+    assert_eq!(shown(&a.url()).expect("a shown")["state"], "in-rotation");
+    assert_eq!(shown(&a.url()).unwrap()["requests"].to_string(), served);
+
+    let config = client()
+        .get(format!("http://{admin}/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(config.contains(&a.addr.to_string()), "{config}");
+
+    let status = lb.url(&lb.shared.runtime().config.story.status_path);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let numbers = crate::support::json_of(&status).await["numbers"].clone();
+        if numbers["origin_servers"] == 2 && numbers["origin_servers_in_rotation"] == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "status shows {numbers}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_a_server_url_are_not_shown() {
+    let lb = servers(&["http://user:secret@127.0.0.1:1".to_string()])
+        .start()
+        .await;
+    let admin = lb.admin.expect("admin listener");
+    let config = client()
+        .get(format!("http://{admin}/config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!config.contains("secret"), "{config}");
+    assert!(config.contains("REDACTED@127.0.0.1:1"), "{config}");
+}
