@@ -46,7 +46,21 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// A client config for TLS to the origin: the roots in `ca_file` (PEM),
+/// A client config that trusts nothing: the TLS side of a connector that
+/// is only ever given `http://` URLs.
+pub fn unused_client_config() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()))
+        // ring supports the safe defaults; should it not, the crate's
+        // provider (ring, the only one built in) serves the same purpose.
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty())
+        })
+        .with_no_client_auth()
+}
+
+/// A client config for TLS to the origin or a webhook: the roots in `ca_file` (PEM),
 /// or the platform's trust store; a client certificate when `identity`
 /// (chain, key) is given. Verification is always on: there is no switch
 /// to turn it off.

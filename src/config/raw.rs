@@ -233,6 +233,7 @@ pub struct RawReload {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: S<String>,
+    pub ca_file: S<String>,
     pub timeout: S<Duration>,
     pub retries: S<i64>,
 }

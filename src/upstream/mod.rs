@@ -355,17 +355,7 @@ fn tls_connector(origin: &Origin, http: HttpConnector) -> HttpsConnector<HttpCon
     let config = match &origin.tls {
         Some(tls) => (*tls.client_config).clone(),
         // No https:// server: the TLS side is never used.
-        None => rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()))
-        // ring supports the safe defaults; should it not, the crate's
-        // provider (ring, the only one built in) serves the same purpose.
-        .unwrap_or_else(|_| {
-            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty())
-        })
-        .with_no_client_auth(),
+        None => crate::tls::unused_client_config(),
     };
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
@@ -391,8 +381,9 @@ fn tls_connector(origin: &Origin, http: HttpConnector) -> HttpsConnector<HttpCon
     }
 }
 
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, `: `-separated: a refused certificate says
+/// why only at the end of the chain.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -449,3 +449,20 @@ fn origin_tls_keys_need_an_https_server_and_readable_files() {
     let d = diagnose("[origin]\nurl = \"https://127.0.0.1:8443\"\nclient_cert = \"c.pem\"\n");
     assert!(d.message.contains("go together"), "{}", d.message);
 }
+
+#[test]
+fn webhook_ca_file_needs_https() {
+    let d = diagnose(&format!(
+        "{ORIGIN}[[webhook]]\nurl = \"http://127.0.0.1:9000/x\"\nca_file = \"ca.pem\"\n"
+    ));
+    assert_eq!(d.line, 5);
+    assert!(
+        d.message.contains("only to an https:// webhook"),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!(
+        "{ORIGIN}[[webhook]]\nurl = \"ftp://127.0.0.1/x\"\n"
+    ));
+    assert!(d.message.contains("http:// or https://"), "{}", d.message);
+}

@@ -1,9 +1,17 @@
-//! TLS to the origin: verified against `ca_file` (or the platform's
-//! roots), h2 by ALPN, SNI from the host policy; a certificate for another
-//! host or an expired one is refused with the apology, never passed.
+//! TLS to the origin and to webhooks: verified against `ca_file` (or the
+//! platform's roots), h2 by ALPN, SNI from the host policy; a certificate
+//! for another host or an expired one is refused (the apology, for a
+//! request), never passed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use crate::support::tls::make_ca;
-use crate::support::{TestOrigin, client, json_of, lifeboat_to};
+use crate::support::{TestOrigin, client, json_of, lifeboat, lifeboat_to, wait_until};
 
 fn https(origin: &TestOrigin) -> String {
     format!("https://127.0.0.1:{}", origin.addr.port())
@@ -76,4 +84,90 @@ async fn a_certificate_of_an_unknown_ca_is_refused() {
     let resp = client().get(lb.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(origin.requests(), 0);
+}
+
+/// An HTTPS webhook receiver: every body POSTed goes to the channel;
+/// handshakes that failed are counted.
+async fn tls_receiver(
+    tls: Arc<rustls::ServerConfig>,
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<bytes::Bytes>,
+    Arc<AtomicU64>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let refused = Arc::new(AtomicU64::new(0));
+    let counted = refused.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (tx, acceptor, counted) = (tx.clone(), acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let _ = tx.send(body);
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    (addr, rx, refused)
+}
+
+#[tokio::test]
+async fn webhooks_go_over_verified_https_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path());
+    let (good, mut heard, _) = tls_receiver(ca.server_config("hook", &["127.0.0.1"], false)).await;
+    let (bad, mut overheard, refused) =
+        tls_receiver(ca.server_config("elsewhere", &["other.example.test"], false)).await;
+    let origin = TestOrigin::start().await;
+    let mut text = lifeboat(&origin).set("shedding.mode", "\"normal\"").toml();
+    for addr in [good, bad] {
+        text += &format!(
+            "[[webhook]]\nurl = \"https://{addr}/hook\"\nca_file = {:?}\nretries = 0\n",
+            ca.file
+        );
+    }
+    let config = ::lifeboat::config::from_str(&text, "t.toml", std::path::Path::new(".")).unwrap();
+    let lb = crate::support::lifeboat::start_config(config).await;
+    let r = client()
+        .post(format!("http://{}/mode", lb.admin.unwrap()))
+        .json(&serde_json::json!({"mode": "degraded", "reason": "rehearsal"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+        .await
+        .expect("the https webhook delivered")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("degraded"));
+    wait_until("the wrong-host webhook refused", || {
+        refused.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert!(
+        overheard.try_recv().is_err(),
+        "delivered past a wrong certificate"
+    );
 }
