@@ -286,6 +286,15 @@ impl Shared {
         NeedsRestart(restart)
     }
 
+    /// Builds the current version's origin pool anew (a server's addresses
+    /// changed): new connections go to the new set, requests in flight
+    /// finish on the old pool. A reload meanwhile already built a new one.
+    pub fn renew_pool(&self) {
+        let old = self.runtime();
+        let renewed = Arc::new(Runtime::new((*old.config).clone(), &self.servers));
+        self.current.compare_and_swap(&old, renewed);
+    }
+
     /// The status pages as rendered last.
     pub fn status(&self) -> Arc<StatusPages> {
         self.status.load_full()

@@ -119,6 +119,8 @@ pub struct Origin {
     pub health: Option<HealthCheck>,
     /// TLS to `https://` servers (present when there is one).
     pub tls: Option<OriginTls>,
+    /// How often servers given by host name are looked up again.
+    pub resolve_every: Duration,
     /// Time allowed to establish a TCP connection to the origin.
     pub connect_timeout: Duration,
     /// Time allowed from sending the request until response headers arrive.

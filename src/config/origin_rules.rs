@@ -57,6 +57,10 @@ const EJECT_MAX: Duration = Duration::from_secs(300);
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 /// A health check answers within 1 s or counts as failed.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Servers given by name are looked up again every 10 s: a Kubernetes
+/// headless Service or a cloud balancer's new address is used within
+/// seconds, at a cost of one lookup per name per 10 s.
+const RESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// Two passes in a row bring a server back (HAProxy's `rise 2`).
 const HEALTHY_THRESHOLD: i64 = 2;
 /// Three failures in a row take a server out (HAProxy's `fall 3`).
@@ -145,6 +149,11 @@ pub(super) fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, 
     let max_inflight = origin_limit(ctx, o)?;
     Ok(Origin {
         tls: tls(ctx, raw, &servers)?,
+        resolve_every: ctx.duration(
+            &o.resolve_every,
+            RESOLVE_EVERY,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+        )?,
         servers,
         eject: eject(ctx, o)?,
         health: health(ctx, o.health.as_ref())?,

@@ -68,6 +68,7 @@ pub struct RawOrigin {
     pub eject_max: S<Duration>,
     pub health: Option<Spanned<RawHealth>>,
     pub ca_file: S<String>,
+    pub resolve_every: S<Duration>,
     pub client_cert: S<String>,
     pub client_key: S<String>,
     pub connect_timeout: S<Duration>,

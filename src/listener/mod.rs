@@ -193,6 +193,7 @@ impl Lifeboat {
             tokio::spawn(crate::admission::ticker::run(shared.clone())),
             tokio::spawn(crate::admission::ticker::learn(shared.clone())),
             tokio::spawn(crate::upstream::health::run(shared.clone())),
+            tokio::spawn(crate::upstream::resolve::run(shared.clone())),
         ];
         if let Some(rx) = shared.take_events() {
             let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);

@@ -15,6 +15,7 @@ mod headers;
 pub mod health;
 pub mod outlier;
 pub mod pool;
+pub mod resolve;
 pub mod tunnel;
 
 use std::net::SocketAddr;
@@ -100,7 +101,7 @@ pub struct Forwarded {
 
 /// The pooled client for one origin, built from one config version.
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, RequestBody>,
+    client: Client<HttpsConnector<HttpConnector<resolve::Resolver>>, RequestBody>,
     /// The servers, and which of them are in rotation.
     pub pool: Pool,
     origin: Origin,
@@ -119,7 +120,9 @@ impl Upstream {
     /// `registry` (`clock`: the process's, for ejection times).
     pub fn new(config: &Config, registry: &Registry, clock: tokio::time::Instant) -> Self {
         let origin = config.origin.clone();
-        let mut connector = HttpConnector::new();
+        let pool = Pool::new(config, registry, clock);
+        let mut connector =
+            HttpConnector::new_with_resolver(resolve::Resolver::new(pool.servers()));
         connector.set_connect_timeout(Some(origin.connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(false);
@@ -132,7 +135,7 @@ impl Upstream {
             .build(tls_connector(&origin, connector));
         Upstream {
             client,
-            pool: Pool::new(config, registry, clock),
+            pool,
             origin,
             body_idle: config.limits.body_idle_timeout,
             via: headers::Via::new(&config.proxy.via),
@@ -351,7 +354,7 @@ impl UpstreamError {
 /// The connector for `http://` and `https://` servers: TLS with the
 /// origin's roots (verification always on), ALPN h2 and http/1.1, SNI the
 /// `host` policy's fixed name if there is one, else the server's host.
-fn tls_connector(origin: &Origin, http: HttpConnector) -> HttpsConnector<HttpConnector> {
+fn tls_connector<R>(origin: &Origin, http: HttpConnector<R>) -> HttpsConnector<HttpConnector<R>> {
     let config = match &origin.tls {
         Some(tls) => (*tls.client_config).clone(),
         // No https:// server: the TLS side is never used.

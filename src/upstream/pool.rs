@@ -40,6 +40,8 @@ pub struct Server {
     pub requests: AtomicU64,
     /// Of those, failed (connect, timeout, broken, 5xx).
     pub failures: AtomicU64,
+    /// Its addresses, when it is given by name.
+    pub addresses: super::resolve::Addresses,
 }
 
 impl Server {
@@ -54,6 +56,7 @@ impl Server {
             health: Health::default(),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            addresses: Default::default(),
         }
     }
 
@@ -296,6 +299,8 @@ pub struct ServerReport {
     pub failures: u64,
     /// Ejections since start.
     pub ejections: u64,
+    /// Its addresses as last looked up (a server given by name).
+    pub addresses: Vec<String>,
 }
 
 impl Pool {
@@ -318,6 +323,12 @@ impl Pool {
                     requests: s.requests.load(Relaxed),
                     failures: s.failures.load(Relaxed),
                     ejections: s.health.ejections(),
+                    addresses: s
+                        .addresses
+                        .list()
+                        .iter()
+                        .map(|a| a.ip().to_string())
+                        .collect(),
                 }
             })
             .collect()

@@ -356,3 +356,31 @@ async fn credentials_in_a_server_url_are_not_shown() {
     assert!(!config.contains("secret"), "{config}");
     assert!(config.contains("REDACTED@127.0.0.1:1"), "{config}");
 }
+
+#[tokio::test]
+async fn a_server_given_by_name_is_looked_up_again_and_again() {
+    let a = TestOrigin::start().await;
+    let name = format!("http://localhost:{}", a.addr.port());
+    let lb = servers(std::slice::from_ref(&name))
+        .set("origin.resolve_every", "\"100ms\"")
+        .start()
+        .await;
+    let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let rt = lb.shared.runtime();
+    let server = rt.upstream.pool.servers()[0].clone();
+    assert_eq!(server.name, name);
+    wait_until("three lookups", || {
+        server.addresses.lookups.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    let found = server.addresses.list();
+    assert!(
+        found.iter().any(|addr| addr.ip() == a.addr.ip()),
+        "localhost resolved to {found:?}"
+    );
+    let admin = lb.admin.expect("admin listener");
+    let mode = crate::support::json_of(format!("http://{admin}/mode")).await;
+    let shown = mode["servers"][0]["addresses"].to_string();
+    assert!(shown.contains("127.0.0.1"), "{mode}");
+}
