@@ -239,7 +239,14 @@ impl Upstream {
         let sent = tokio::time::timeout(self.origin.ttfb_timeout, self.client.request(req)).await;
         let result = match sent {
             Err(_) => Err(UpstreamError::Ttfb(self.origin.ttfb_timeout)),
-            Ok(Err(e)) => Err(self.classify(e)),
+            Ok(Err(e)) => Err(match self.classify(e) {
+                // Which server, in the log line: with several, the reason
+                // alone does not say where to look.
+                UpstreamError::Connect(e) => {
+                    UpstreamError::Connect(format!("{}: {}", server.name, chain(&*e)).into())
+                }
+                other => other,
+            }),
             Ok(Ok(resp)) => Ok(resp),
         };
         match &result {

@@ -171,3 +171,90 @@ async fn webhooks_go_over_verified_https_only() {
         "delivered past a wrong certificate"
     );
 }
+
+#[tokio::test]
+async fn a_client_certificate_is_sent_when_the_origin_asks_for_one() {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&ca.file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let (cert, key) = ca.leaf("server", &["127.0.0.1"], false);
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            ::lifeboat::tls::read_chain(&cert).unwrap(),
+            ::lifeboat::tls::read_key(&key).unwrap(),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let origin = TestOrigin::start_tls(Arc::new(config)).await;
+
+    let anonymous = lifeboat_to(&https(&origin))
+        .set("origin.ca_file", &format!("{:?}", ca.file))
+        .start()
+        .await;
+    let resp = client()
+        .get(anonymous.url("/status/200"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503, "no client certificate, no answer");
+    assert_eq!(origin.requests(), 0);
+
+    let (client_cert, client_key) = ca.leaf("client", &["lifeboat.client.test"], false);
+    let identified = lifeboat_to(&https(&origin))
+        .set("origin.ca_file", &format!("{:?}", ca.file))
+        .set("origin.client_cert", &format!("{client_cert:?}"))
+        .set("origin.client_key", &format!("{client_key:?}"))
+        .start()
+        .await;
+    let resp = client()
+        .get(identified.url("/status/200"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_certificate_is_logged_with_its_reason() {
+    use crate::support::process::{Process, write_config};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path());
+    let origin = TestOrigin::start_tls(ca.server_config("expired", &["127.0.0.1"], true)).await;
+    let text = lifeboat_to(&https(&origin))
+        .set("origin.ca_file", &format!("{:?}", ca.file))
+        .set("log.level", "\"info\"")
+        .toml();
+    let proc = Process::start(&write_config(dir.path(), &text));
+    let resp = client()
+        .get(format!("http://{}/page", proc.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["x-lifeboat-shed"], "origin-down");
+    let line = tokio::task::block_in_place(|| {
+        proc.next_line("the refusal in the log", |l| {
+            l.contains("origin request failed")
+        })
+    });
+    assert!(
+        line.contains(&format!("https://127.0.0.1:{}", origin.addr.port()))
+            && line.contains("invalid peer certificate: certificate expired"),
+        "{line}"
+    );
+}
