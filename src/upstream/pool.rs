@@ -8,8 +8,9 @@
 //!   server a reload removes lives on until its last request ends;
 //! - [`Pool`]: the servers of one config version. [`Pool::pick`] is the
 //!   power of two choices (Mitzenmacher; Envoy's and Finagle's least
-//!   request): two servers in rotation drawn at random, the one with room
-//!   under its own limit and the fewer requests per unit of weight wins.
+//!   request): two servers in rotation drawn at random in proportion to
+//!   their weights, the one with room under its own limit and the fewer
+//!   requests per unit of weight wins (the first drawn on a tie).
 //!   It needs no lock and no shared counter beyond the servers' own;
 //! - [`ServerSlot`]: a request counted at its server until its response
 //!   body ends.
@@ -206,17 +207,30 @@ impl Pool {
             not.is_none_or(|n| !Arc::ptr_eq(n, s))
                 && (!any_out || s.health.in_rotation(now, self.checked))
         };
-        let count = self.servers.iter().filter(eligible).count();
-        let nth = |i: usize| self.servers.iter().filter(eligible).nth(i);
-        match count {
-            0 => None,
-            1 => nth(0),
-            _ => {
-                let a = fastrand::usize(..count);
-                let b = (a + 1 + fastrand::usize(..count - 1)) % count;
-                let (a, b) = (nth(a)?, nth(b)?);
-                Some(if lighter(b, a) { b } else { a })
-            }
+        // Two drawn with probability in proportion to their weights, the
+        // second among the others: when both are equally loaded (an idle
+        // site: both at zero) the first drawn wins, so weights hold at low
+        // load as well as under it.
+        let draw = |skip: Option<&Arc<Server>>| {
+            let candidates = || {
+                self.servers
+                    .iter()
+                    .filter(eligible)
+                    .filter(move |s| skip.is_none_or(|k| !Arc::ptr_eq(k, s)))
+            };
+            let total: u64 = candidates().map(|s| u64::from(s.weight())).sum();
+            let mut at = fastrand::u64(..total.max(1));
+            candidates().find(|s| {
+                let w = u64::from(s.weight());
+                let here = at < w;
+                at = at.saturating_sub(w);
+                here
+            })
+        };
+        let a = draw(None)?;
+        match draw(Some(a)) {
+            Some(b) if lighter(b, a) => Some(b),
+            _ => Some(a),
         }
     }
 
@@ -336,15 +350,15 @@ impl Pool {
 }
 
 /// Whether `a` should take the next request rather than `b`: room under
-/// its own limit first, then fewer requests per unit of weight.
+/// its own limit first, then strictly fewer requests per unit of weight.
 fn lighter(a: &Server, b: &Server) -> bool {
     let room = |s: &Server| s.inflight() < s.learn.limit();
     match (room(a), room(b)) {
         (true, false) => true,
         (false, true) => false,
         _ => {
-            (a.inflight() as u64 + 1) * u64::from(b.weight())
-                < (b.inflight() as u64 + 1) * u64::from(a.weight())
+            (a.inflight() as u64) * u64::from(b.weight())
+                < (b.inflight() as u64) * u64::from(a.weight())
         }
     }
 }

@@ -384,3 +384,29 @@ async fn a_server_given_by_name_is_looked_up_again_and_again() {
     let shown = mode["servers"][0]["addresses"].to_string();
     assert!(shown.contains("127.0.0.1"), "{mode}");
 }
+
+#[tokio::test]
+async fn weights_share_the_requests_even_at_low_load() {
+    let (a, b) = (TestOrigin::start().await, TestOrigin::start().await);
+    let list = format!(
+        "[{{ url = \"{}\", weight = 3 }}, {{ url = \"{}\" }}]",
+        a.url(),
+        b.url()
+    );
+    let lb = lifeboat_to("http://unused.invalid")
+        .unset("origin.url")
+        .set("origin.servers", &list)
+        .start()
+        .await;
+    for _ in 0..400 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // 3:1 is 300:100; a draw of 400 stays well within 240..360.
+    assert!(
+        (240..=360).contains(&a.requests()),
+        "weight 3 got {} and weight 1 got {}",
+        a.requests(),
+        b.requests()
+    );
+}
