@@ -171,31 +171,8 @@ impl Upstream {
             && !upgrade
             && req.method().is_idempotent()
             && self.pool.servers().len() > 1;
-        let mut req = self.rewrite_request(req, from, upgrade, body_end);
-        let head = again.then(|| {
-            let h = (req.method(), req.uri(), req.version(), req.headers());
-            (h.0.clone(), h.1.clone(), h.2, h.3.clone())
-        });
-        let Some(first) = self.pool.pick(None).cloned() else {
-            return Err(UpstreamError::Connect(
-                "no origin server in rotation".into(),
-            ));
-        };
-        self.address(&mut req, &first);
-        let (mut server, mut sent) = self.attempt(&first, req).await;
-        if let (Err(e), Some((method, uri, version, headers))) = (&sent, head)
-            && e.never_answered()
-            && let Some(second) = self.pool.pick(Some(&first)).cloned()
-        {
-            tracing::debug!(error = %e, from = %first.name, to = %second.name, "sending the request again");
-            let mut retry = Request::new(RequestBody::empty());
-            *retry.method_mut() = method;
-            *retry.uri_mut() = uri;
-            *retry.version_mut() = version;
-            *retry.headers_mut() = headers;
-            self.address(&mut retry, &second);
-            (server, sent) = self.attempt(&second, retry).await;
-        }
+        let req = self.rewrite_request(req, from, upgrade, body_end);
+        let (server, sent) = self.send(req, again).await?;
         let mut resp = sent?;
 
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -225,6 +202,40 @@ impl Upstream {
             tunnel,
             server,
         })
+    }
+
+    /// Sends `req` to a server; if it got no answer and `again` allows,
+    /// once more to another. `Err` only when no server is in rotation.
+    async fn send(
+        &self,
+        mut req: Request<RequestBody>,
+        again: bool,
+    ) -> Result<(ServerSlot, Result<Response<Incoming>, UpstreamError>), UpstreamError> {
+        let head = again.then(|| {
+            let h = (req.method(), req.uri(), req.version(), req.headers());
+            (h.0.clone(), h.1.clone(), h.2, h.3.clone())
+        });
+        let Some(first) = self.pool.pick(None).cloned() else {
+            return Err(UpstreamError::Connect(
+                "no origin server in rotation".into(),
+            ));
+        };
+        self.address(&mut req, &first);
+        let (server, sent) = self.attempt(&first, req).await;
+        if let (Err(e), Some((method, uri, version, headers))) = (&sent, head)
+            && e.never_answered()
+            && let Some(second) = self.pool.pick(Some(&first)).cloned()
+        {
+            tracing::debug!(error = %e, from = %first.name, to = %second.name, "sending the request again");
+            let mut retry = Request::new(RequestBody::empty());
+            *retry.method_mut() = method;
+            *retry.uri_mut() = uri;
+            *retry.version_mut() = version;
+            *retry.headers_mut() = headers;
+            self.address(&mut retry, &second);
+            return Ok(self.attempt(&second, retry).await);
+        }
+        Ok((server, sent))
     }
 
     /// Sends `req` to `server`: counted there, its outcome recorded for
