@@ -261,7 +261,9 @@ impl Pool {
             .filter(|s| s.health.in_rotation(now, self.checked))
             .count();
         if others == 0 {
-            tracing::warn!(
+            // Debug only: every failed request already logs a warning, and
+            // this would repeat it at every failure of an outage.
+            tracing::debug!(
                 server = %server.name,
                 why,
                 "origin server failing, but it is the last one in rotation: kept"

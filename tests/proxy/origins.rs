@@ -410,3 +410,31 @@ async fn weights_share_the_requests_even_at_low_load() {
         b.requests()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_takes_a_failing_server_out_before_users_find_it() {
+    let a = TestOrigin::start().await;
+    let b = TestOrigin::start().await;
+    let lb = servers(&[a.url(), b.url()])
+        .set("origin.health.path", "\"/status/200\"")
+        .set("origin.health.interval", "\"20ms\"")
+        .set("origin.health.timeout", "\"20ms\"")
+        .set("origin.health.unhealthy_threshold", "2")
+        .start()
+        .await;
+    // b hangs: its checks time out; nobody has sent it a request.
+    b.set_delay(500);
+    wait_until("the hanging server taken out", || !in_rotation(&lb, b.addr)).await;
+    assert_eq!(server(&lb, b.addr).requests.load(Ordering::SeqCst), 0);
+    for _ in 0..50 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(
+        server(&lb, b.addr).requests.load(Ordering::SeqCst),
+        0,
+        "a user was sent to the server its check took out"
+    );
+    b.set_delay(0);
+    wait_until("the server back", || in_rotation(&lb, b.addr)).await;
+}
