@@ -292,16 +292,14 @@ impl Learn {
         }
         let learned = matches!(config.origin.max_inflight, OriginLimit::Auto { .. });
         // Never a limit of nothing: the last server in rotation is never
-        // ejected, but a reload may leave none measured yet.
-        let floor = config.origin.max_inflight.initial().max(1);
-        self.apply(
-            config,
-            origin,
-            learned,
-            (limit.max(floor), applied.max(1)),
-            ratio,
-            baseline,
-        );
+        // ejected, so only a step without servers could sum to zero.
+        let (limit, applied) = if limit == 0 {
+            let n = config.origin.max_inflight.initial().max(1);
+            (n, n)
+        } else {
+            (limit, applied.max(1))
+        };
+        self.apply(config, origin, learned, (limit, applied), ratio, baseline);
     }
 
     /// Slots freed per second, per priority, smoothed over about a second.

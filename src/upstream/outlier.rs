@@ -10,7 +10,7 @@
 //! ejected, and `unhealthy` failed checks in a row take it out.
 //!
 //! Whether the last server in rotation may be ejected is not decided here
-//! (it needs the other servers): [`Health::wants_out`] says a server
+//! (it needs the other servers): [`Health::failed`] says a server
 //! should go, the pool decides and calls [`Health::eject`].
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};

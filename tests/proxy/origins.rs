@@ -438,3 +438,26 @@ async fn the_health_check_takes_a_failing_server_out_before_users_find_it() {
     b.set_delay(0);
     wait_until("the server back", || in_rotation(&lb, b.addr)).await;
 }
+
+#[tokio::test]
+async fn an_ejected_server_leaves_the_origin_limit() {
+    let a = TestOrigin::start().await;
+    let dead = format!("http://127.0.0.1:{}", closed_port().await);
+    let lb = servers(&[a.url(), dead])
+        .set("origin.max_inflight", "3")
+        .set("origin.eject_after", "1")
+        .start()
+        .await;
+    assert_eq!(lb.shared.admission.capacity().limit, 6);
+    for _ in 0..100 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        if lb.shared.admission.capacity().limit == 3 {
+            break;
+        }
+    }
+    wait_until("the limit of the one server left", || {
+        lb.shared.admission.capacity().limit == 3 && lb.shared.admission.origin.limit() == 3
+    })
+    .await;
+}
