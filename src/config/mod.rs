@@ -448,7 +448,7 @@ pub fn summary(c: &Config) -> String {
         c.limits.keepalive_timeout
     );
     s += &format!(
-        "  queue         {} at the origin, {} waiting at most for {:?}\n",
+        "  queue         {} per server at the origin, {} waiting at most for {:?}\n",
         c.origin.max_inflight, c.origin.queue_max, c.origin.queue_timeout
     );
     s += &format!("  shedding      mode {:?}\n", c.shedding.mode);
