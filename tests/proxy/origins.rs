@@ -223,21 +223,27 @@ async fn the_origin_limit_is_the_sum_of_the_servers() {
 async fn servers_come_and_go_by_reload_without_dropping_a_download() {
     let a = TestOrigin::start().await;
     let b = TestOrigin::start().await;
-    let lb = servers(&[a.url()]).start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lifeboat.toml");
+    let lb = servers(&[a.url()]).start_from_file(&file).await;
     let mut download = client().get(lb.url("/gated")).send().await.unwrap();
     let first = download.chunk().await.unwrap().expect("first chunk");
     assert_eq!(&first[..], b"first-chunk\n");
 
     // Reload: `a` removed, `b` added, while the download is at `a`.
     let reload = |urls: &[String]| {
-        lifeboat::config::from_str(
-            &servers(urls).toml(),
-            "test.toml",
-            std::path::Path::new("."),
-        )
-        .expect("valid config")
+        std::fs::write(&file, servers(urls).toml()).unwrap();
+        let admin = lb.admin.expect("admin listener");
+        async move {
+            let r = client()
+                .post(format!("http://{admin}/reload"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
     };
-    lb.shared.swap(reload(&[b.url()]));
+    reload(&[b.url()]).await;
     let at_a = a.requests();
     for _ in 0..20 {
         let resp = client().get(lb.url("/status/200")).send().await.unwrap();
@@ -252,7 +258,7 @@ async fn servers_come_and_go_by_reload_without_dropping_a_download() {
     assert!(download.chunk().await.unwrap().is_none());
 
     // Added back: both take requests again.
-    lb.shared.swap(reload(&[a.url(), b.url()]));
+    reload(&[a.url(), b.url()]).await;
     for _ in 0..100 {
         client().get(lb.url("/status/200")).send().await.unwrap();
     }
