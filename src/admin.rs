@@ -296,13 +296,15 @@ fn authorised(shared: &Shared, req: &Request<Incoming>) -> bool {
 
 /// The configuration as `GET /config` shows it (no token needed): every
 /// secret out. The admin token and webhook URLs redact themselves in
-/// `Debug`; credentials in the origin URL are cut here.
+/// `Debug`; credentials in the servers' URLs are cut here.
 fn redacted(config: &crate::config::Config) -> crate::config::Config {
     let mut shown = config.clone();
-    if let Some((_, host)) = config.origin.authority.as_str().rsplit_once('@') {
-        shown.origin.authority = format!("REDACTED@{host}")
-            .parse()
-            .unwrap_or_else(|_| http::uri::Authority::from_static("redacted"));
+    for server in &mut shown.origin.servers {
+        if let Some((_, host)) = server.authority.as_str().rsplit_once('@') {
+            server.authority = format!("REDACTED@{host}")
+                .parse()
+                .unwrap_or_else(|_| http::uri::Authority::from_static("redacted"));
+        }
     }
     shown
 }
@@ -463,6 +465,7 @@ fn mode_json(shared: &Shared) -> serde_json::Value {
             "samples": s.samples,
         },
         "origin": capacity_json(shared),
+        "servers": rt.upstream.pool.report(),
         "dry_run": rt.config.shedding.dry_run,
         "generation": shared.generation(),
     })

@@ -77,7 +77,8 @@ impl Rate {
 /// with a [`MinRate`], if it arrives slower than that. The timer is
 /// created only when a read actually has to wait.
 pub struct IdleBody {
-    inner: Incoming,
+    /// `None`: no body at all (a retried or a health-check request).
+    inner: Option<Incoming>,
     timeout: Duration,
     last_progress: Instant,
     timer: Option<Pin<Box<Sleep>>>,
@@ -93,8 +94,20 @@ impl IdleBody {
     /// Wraps `inner`; the idle clock starts now.
     pub fn new(inner: Incoming, timeout: Duration) -> Self {
         IdleBody {
-            inner,
+            inner: Some(inner),
             timeout,
+            last_progress: Instant::now(),
+            timer: None,
+            end: None,
+            rate: None,
+        }
+    }
+
+    /// No body: a request without one, sent again or made by lifeboat.
+    pub fn empty() -> Self {
+        IdleBody {
+            inner: None,
+            timeout: Duration::MAX,
             last_progress: Instant::now(),
             timer: None,
             end: None,
@@ -131,7 +144,10 @@ impl Body for IdleBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut *inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 let now = Instant::now();
                 this.last_progress = now;
@@ -142,7 +158,7 @@ impl Body for IdleBody {
                     };
                     rate.progressed(now, bytes);
                 }
-                if (frame.is_none() || this.inner.is_end_stream())
+                if (frame.is_none() || inner.is_end_stream())
                     && let Some(end) = this.end.take()
                 {
                     end.ended();
@@ -169,11 +185,13 @@ impl Body for IdleBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

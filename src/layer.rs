@@ -196,7 +196,15 @@ where
         }
         Err((reason, _)) => return apology(reason),
     };
-    let depth = held.origin.as_ref().map(|p| p.depth());
+    // The service is the origin's one server: its learner learns the
+    // service's limit, from its answers.
+    let mut held = held;
+    held.server = rt
+        .upstream
+        .pool
+        .servers()
+        .first()
+        .map(crate::upstream::ServerSlot::new);
     let started = Instant::now();
     let answer = async {
         std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
@@ -204,12 +212,14 @@ where
     };
     match answer.await {
         Ok(resp) => {
+            let (ttfb, status) = (started.elapsed(), resp.status());
+            if let Some(slot) = &held.server {
+                slot.learn_from(class, ttfb, status, has_body);
+            }
             a.answered(Answered {
                 class,
-                ttfb: started.elapsed(),
-                status: resp.status(),
-                depth,
-                has_body,
+                ttfb,
+                status,
                 admitted_at,
             });
             Ok(resp.map(|body| ShedBody::inner(body, held)))

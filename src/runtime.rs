@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::story::journal;
 use crate::story::status::{Inputs, Numbers, Status, StatusPages};
 use crate::story::{Event, EventSink, Record};
-use crate::upstream::Upstream;
+use crate::upstream::{Registry, Upstream};
 
 /// An operator's forced mode.
 #[derive(Debug, Clone)]
@@ -52,9 +52,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Builds everything a config version needs.
-    pub fn new(config: Config) -> Self {
-        let upstream = Upstream::new(&config);
+    /// Builds everything a config version needs, its origin servers taken
+    /// from `servers` (so they carry over from the last version).
+    pub fn new(config: Config, servers: &Registry) -> Self {
+        let upstream = Upstream::new(&config, servers, servers.clock());
         Runtime {
             config: Arc::new(config),
             upstream,
@@ -87,6 +88,8 @@ pub struct Shared {
     pub live: crate::dashboard::Live,
     /// This instance's end of the fleet (`[fleet]`; fixed at start).
     pub fleet: Option<Arc<crate::fleet::Link>>,
+    /// The origin's servers, across config versions.
+    pub servers: Registry,
 }
 
 impl Shared {
@@ -128,13 +131,15 @@ impl Shared {
             .https
             .as_ref()
             .map_or(1, |(_, tls)| tls.max_handshakes);
+        let servers = Registry::default();
         Arc::new(Shared {
+            current: ArcSwap::from_pointee(Runtime::new(config, &servers)),
+            servers,
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
             tunnels: Default::default(),
             admin_slots: Arc::new(tokio::sync::Semaphore::new(crate::admin::MAX_CONNECTIONS)),
             live: Default::default(),
             fleet,
-            current: ArcSwap::from_pointee(Runtime::new(config)),
             admission,
             pages: ArcSwap::from_pointee(pages),
             status: ArcSwap::from_pointee(status),
@@ -265,13 +270,23 @@ impl Shared {
         let new_message = (old.config.apology.message != config.apology.message)
             .then(|| config.apology.message.clone());
         self.admission.reconfigure(&config);
-        self.current.store(Arc::new(Runtime::new(config)));
+        self.current
+            .store(Arc::new(Runtime::new(config, &self.servers)));
         self.generation.fetch_add(1, Ordering::Relaxed);
         match new_message {
             Some(text) => self.set_message(&text),
             None => self.rerender_pages(),
         }
         NeedsRestart(restart)
+    }
+
+    /// Builds the current version's origin pool anew (a server's addresses
+    /// changed): new connections go to the new set, requests in flight
+    /// finish on the old pool. A reload meanwhile already built a new one.
+    pub fn renew_pool(&self) {
+        let old = self.runtime();
+        let renewed = Arc::new(Runtime::new((*old.config).clone(), &self.servers));
+        self.current.compare_and_swap(&old, renewed);
     }
 
     /// The status pages as rendered last.

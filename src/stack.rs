@@ -150,16 +150,11 @@ impl Gateway {
             class
         };
         let admitting = Instant::now();
-        let depth = match admission.admit(&rt.config, admit_as, wait).await {
-            Ok(held) => {
-                let depth = held.origin.as_ref().map(|p| p.depth());
-                exchange.hold(held);
-                depth
-            }
+        let mut held = match admission.admit(&rt.config, admit_as, wait).await {
+            Ok(held) => held,
             Err((reason, held)) if dry_run => {
                 self.would_shed(reason);
-                exchange.hold(held);
-                None
+                held
             }
             Err((reason, _)) => return self.shed(rt, exchange, class, reason, asked, http1),
         };
@@ -167,12 +162,16 @@ impl Gateway {
         let started = Instant::now();
         match rt.upstream.forward(req, &self.conn.inbound, body_end).await {
             Ok(forwarded) => {
+                let ttfb = started.elapsed();
+                let status = forwarded.response.status();
+                let server = forwarded.server;
+                server.learn_from(class, ttfb, status, has_body);
+                held.server = Some(server);
+                exchange.hold(held);
                 admission.answered(Answered {
                     class,
-                    ttfb: started.elapsed(),
-                    status: forwarded.response.status(),
-                    depth,
-                    has_body,
+                    ttfb,
+                    status,
                     admitted_at: admitting,
                 });
                 if let Some(tunnel) = forwarded.tunnel {
@@ -188,6 +187,7 @@ impl Gateway {
                 forwarded.response
             }
             Err(err) => {
+                exchange.hold(held);
                 if let Some(reason) = apology::reason_for(&err) {
                     tracing::warn!(error = %err, "origin request failed");
                     admission.origin_failed(reason);

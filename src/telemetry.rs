@@ -178,6 +178,22 @@ pub fn render(shared: &Shared) -> String {
         });
     }
     metrics::gauge!("lifeboat_config_generation").set(shared.generation() as f64);
+    for s in shared.runtime().upstream.pool.report() {
+        let server = s.server;
+        let in_rotation = if s.state == "in-rotation" { 1.0 } else { 0.0 };
+        metrics::gauge!("lifeboat_origin_server_in_rotation", "server" => server.clone())
+            .set(in_rotation);
+        metrics::gauge!("lifeboat_origin_server_inflight", "server" => server.clone())
+            .set(s.inflight as f64);
+        metrics::gauge!("lifeboat_origin_server_limit", "server" => server.clone())
+            .set(s.limit as f64);
+        metrics::counter!("lifeboat_origin_server_requests_total", "server" => server.clone())
+            .absolute(s.requests);
+        metrics::counter!("lifeboat_origin_server_failures_total", "server" => server.clone())
+            .absolute(s.failures);
+        metrics::counter!("lifeboat_origin_server_ejections_total", "server" => server)
+            .absolute(s.ejections);
+    }
     let mut text = handle.render();
     for histogram in [&ORIGIN_TTFB, &QUEUE_WAIT] {
         histogram.render_into(&mut text);

@@ -21,10 +21,6 @@ pub struct Answered {
     pub ttfb: Duration,
     /// The answer's status.
     pub status: StatusCode,
-    /// Requests at the origin when it was admitted (its slot's depth).
-    pub depth: Option<usize>,
-    /// Whether the request carried a body.
-    pub has_body: bool,
     /// When it began to be admitted (its wait in the queue included).
     pub admitted_at: Instant,
 }
@@ -74,18 +70,11 @@ impl Admission {
         }
     }
 
-    /// An answer came back: signals, the learner's sample, tallies, metrics.
+    /// An answer came back: signals, tallies, metrics. (What the server's
+    /// learner takes from it is `ServerSlot::learn_from`.)
     pub fn answered(&self, a: Answered) {
         let failed = a.status.is_server_error();
         self.window.record_origin(Some(a.ttfb), failed);
-        // Only 2xx answers to requests without a body teach the learner
-        // what a request costs: a burst of fast 404s says nothing about
-        // pages, and an upload's time to first byte is its sender's speed
-        // as much as the origin's.
-        if a.status.is_success() && !a.has_body {
-            let depth = a.depth.unwrap_or_else(|| self.origin.inflight() + 1);
-            self.samples.record(a.class, a.ttfb, depth);
-        }
         crate::telemetry::ORIGIN_TTFB.record(a.ttfb);
         self.tally.proxied[a.class.index()].fetch_add(1, Relaxed);
         if a.class == RouteClass::Primary {

@@ -1,8 +1,9 @@
 //! The learned origin limit at run time: the hot path's samples (relaxed
 //! atomics), and the step the ticker takes every [`capacity::INTERVAL`]:
-//! collect the interval, run the pure [`Learner`], apply its limit and
-//! reserve to the origin [`Limiter`], and measure how fast slots are freed
-//! (what the limiter's expected waits are computed from).
+//! collect each server's interval, run its pure [`Learner`], apply the sum
+//! of the servers' limits (those in rotation) and the reserve to the
+//! origin [`Limiter`], and measure how fast slots are freed (what the
+//! limiter's expected waits are computed from).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::capacity::{self, Acc, Bounds, Interval, Learner, Step};
+use super::capacity::{self, Acc, Bounds, Interval, Learner};
 use super::limiter::Limiter;
 use crate::classify::RouteClass;
 use crate::config::{Config, OriginLimit};
@@ -90,14 +91,115 @@ pub struct Capacity {
     pub drain_per_s: f64,
 }
 
-/// The learner and its bookkeeping; the ticker calls [`Learn::step`].
+/// The origin's limit and its bookkeeping; the ticker calls
+/// [`Learn::step`]. Each server learns its own limit ([`ServerLearn`]); the
+/// origin's is their sum over the servers in rotation.
 pub struct Learn {
-    learner: Mutex<Learner>,
     shown: Mutex<Capacity>,
     /// Per priority: releases seen at the last step, and the smoothed rate.
     drain: Mutex<([u64; 3], [f64; 3], Instant)>,
     /// This instance's share of a fleet's fixed limit (0: none).
     share: std::sync::atomic::AtomicUsize,
+}
+
+/// One server's learner: its samples and the limit learned (or pinned)
+/// for it. It lives as long as the server is configured, across reloads.
+pub struct ServerLearn {
+    /// Its TTFB samples.
+    pub samples: Samples,
+    learner: Mutex<Learner>,
+    /// The limit in force now (halved during a probe).
+    applied: AtomicUsize,
+    /// The limit outside any probe.
+    learned: AtomicUsize,
+}
+
+/// What the ticker knows of one server at a step.
+pub struct ServerStep<'a> {
+    /// Its learner.
+    pub learn: &'a ServerLearn,
+    /// Most requests at it at once since the last step.
+    pub peak: usize,
+    /// Whether it takes new requests (not ejected).
+    pub in_rotation: bool,
+}
+
+impl ServerLearn {
+    /// A learner for a server of `config`'s origin, at the initial limit.
+    pub fn new(config: &Config) -> Self {
+        let limit = config.origin.max_inflight.initial();
+        let fallback = Bounds {
+            min: 1,
+            max: 1,
+            initial: 1,
+        };
+        let b = bounds(config.origin.max_inflight).unwrap_or(fallback);
+        ServerLearn {
+            samples: Samples::default(),
+            learner: Mutex::new(Learner::new(b, Instant::now())),
+            applied: AtomicUsize::new(limit),
+            learned: AtomicUsize::new(limit),
+        }
+    }
+
+    /// Applies a reloaded config: new bounds, or a pinned limit.
+    pub fn reconfigure(&self, config: &Config) {
+        match config.origin.max_inflight {
+            OriginLimit::Fixed(n) => {
+                self.applied.store(n, Relaxed);
+                self.learned.store(n, Relaxed);
+            }
+            limit => {
+                if let Some(b) = bounds(limit) {
+                    lock(&self.learner).set_bounds(b);
+                }
+            }
+        }
+    }
+
+    /// The limit in force now.
+    pub fn limit(&self) -> usize {
+        self.applied.load(Relaxed)
+    }
+
+    /// The learned (or pinned) limit, outside any probe.
+    pub fn learned(&self) -> usize {
+        self.learned.load(Relaxed)
+    }
+
+    /// One interval for this server: its samples, its peak, and whether
+    /// lifeboat's queue was pressing. Returns the ratio, if measured.
+    fn step(&self, now: Instant, config: &Config, peak: usize, pressed: u64) -> Option<f64> {
+        let OriginLimit::Auto { .. } = config.origin.max_inflight else {
+            let n = config.origin.max_inflight.initial();
+            self.applied.store(n, Relaxed);
+            self.learned.store(n, Relaxed);
+            return None;
+        };
+        let (all, low) = self.samples.take();
+        let interval = Interval {
+            all,
+            low,
+            peak,
+            pressed,
+        };
+        let mut learner = lock(&self.learner);
+        let s = learner.step(now, &interval);
+        for class in RouteClass::ALL {
+            let cap = learner.cap_us(class.index());
+            self.samples.classes[class.index()]
+                .cap_us
+                .store(if cap == u64::MAX { 0 } else { cap }, Relaxed);
+        }
+        self.samples.low_mark.store(s.low_mark, Relaxed);
+        self.applied.store(s.limit, Relaxed);
+        self.learned.store(s.learned, Relaxed);
+        s.ratio
+    }
+
+    fn baseline(&self) -> Option<Duration> {
+        lock(&self.learner).baseline(RouteClass::Normal.index())
+    }
 }
 
 fn bounds(limit: OriginLimit) -> Option<Bounds> {
@@ -126,18 +228,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Learn {
-    /// Starts learning (or holding a fixed limit) for `config`, applying the
-    /// first limit to `origin`.
-    pub fn new(config: &Config, origin: &Limiter, samples: &Samples) -> Self {
-        let now = Instant::now();
-        let fallback = Bounds {
-            min: 1,
-            max: 1,
-            initial: 1,
-        };
-        let learner = Learner::new(bounds(config.origin.max_inflight).unwrap_or(fallback), now);
+    /// Starts with every one of `config`'s servers at its initial limit,
+    /// applying their sum to `origin`.
+    pub fn new(config: &Config, origin: &Limiter) -> Self {
         let learn = Learn {
-            learner: Mutex::new(learner),
             shown: Mutex::new(Capacity {
                 learned: false,
                 limit: 0,
@@ -147,19 +241,34 @@ impl Learn {
                 baseline: None,
                 drain_per_s: 0.0,
             }),
-            drain: Mutex::new(([0; 3], [0.0; 3], now)),
+            drain: Mutex::new(([0; 3], [0.0; 3], Instant::now())),
             share: Default::default(),
         };
-        learn.apply(config, origin, samples, None);
+        learn.reconfigure(config, origin);
         learn
     }
 
-    /// Applies a reloaded config: new bounds, or a pinned limit.
-    pub fn reconfigure(&self, config: &Config, origin: &Limiter, samples: &Samples) {
-        if let Some(b) = bounds(config.origin.max_inflight) {
-            lock(&self.learner).set_bounds(b);
-        }
-        self.apply(config, origin, samples, None);
+    /// Applies a reloaded config at once where it pins the limit (each of
+    /// its servers at the pinned limit); a learned limit is summed again
+    /// at the next step.
+    pub fn reconfigure(&self, config: &Config, origin: &Limiter) {
+        let n = config.origin.servers.len();
+        let shown = self.capacity();
+        let (learned, limit, applied) = match config.origin.max_inflight {
+            OriginLimit::Fixed(per) => (false, per * n, per * n),
+            OriginLimit::Auto { initial, .. } if shown.limit == 0 => {
+                (true, initial * n, initial * n)
+            }
+            OriginLimit::Auto { .. } => (true, shown.limit, shown.applied),
+        };
+        self.apply(
+            config,
+            origin,
+            learned,
+            (limit, applied),
+            shown.ratio,
+            shown.baseline,
+        );
     }
 
     /// Sets this instance's share of the fleet's fixed limit (`None`: the
@@ -173,23 +282,33 @@ impl Learn {
         *lock(&self.shown)
     }
 
-    /// One interval: measure, learn, apply.
-    pub fn step(&self, now: Instant, config: &Config, origin: &Limiter, samples: &Samples) {
-        let (peak, pressed) = origin.take_pressure();
+    /// One interval: measure, let each server learn, apply their sum.
+    pub fn step(&self, now: Instant, config: &Config, origin: &Limiter, servers: &[ServerStep]) {
+        let (_, pressed) = origin.take_pressure();
         self.measure_drain(now, origin);
-        let step = if bounds(config.origin.max_inflight).is_some() {
-            let (all, low) = samples.take();
-            let interval = Interval {
-                all,
-                low,
-                peak,
-                pressed,
-            };
-            Some(lock(&self.learner).step(now, &interval))
+        let (mut limit, mut applied, mut ratio, mut baseline) = (0, 0, None::<f64>, None);
+        for s in servers {
+            let r = s.learn.step(now, config, s.peak, pressed);
+            if s.in_rotation {
+                limit += s.learn.learned();
+                applied += s.learn.limit();
+                ratio = match (ratio, r) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                baseline = baseline.or_else(|| s.learn.baseline());
+            }
+        }
+        let learned = matches!(config.origin.max_inflight, OriginLimit::Auto { .. });
+        // Never a limit of nothing: the last server in rotation is never
+        // ejected, so only a step without servers could sum to zero.
+        let (limit, applied) = if limit == 0 {
+            let n = config.origin.max_inflight.initial().max(1);
+            (n, n)
         } else {
-            None
+            (limit, applied.max(1))
         };
-        self.apply(config, origin, samples, step);
+        self.apply(config, origin, learned, (limit, applied), ratio, baseline);
     }
 
     /// Slots freed per second, per priority, smoothed over about a second.
@@ -214,27 +333,20 @@ impl Learn {
         *before = released;
     }
 
-    fn apply(&self, config: &Config, origin: &Limiter, samples: &Samples, step: Option<Step>) {
-        let learner = lock(&self.learner);
-        let (learned, limit, applied, ratio) = match config.origin.max_inflight {
-            OriginLimit::Fixed(n) => {
-                let n = match self.share.load(Relaxed) {
-                    0 => n,
-                    share => share,
-                };
-                (false, n, n, None)
-            }
-            OriginLimit::Auto { .. } => {
-                let s = step.unwrap_or_else(|| learner.current());
-                for class in RouteClass::ALL {
-                    let cap = learner.cap_us(class.index());
-                    samples.classes[class.index()]
-                        .cap_us
-                        .store(if cap == u64::MAX { 0 } else { cap }, Relaxed);
-                }
-                samples.low_mark.store(s.low_mark, Relaxed);
-                (true, s.learned, s.limit, s.ratio)
-            }
+    fn apply(
+        &self,
+        config: &Config,
+        origin: &Limiter,
+        learned: bool,
+        (limit, applied): (usize, usize),
+        ratio: Option<f64>,
+        baseline: Option<Duration>,
+    ) {
+        // A fleet's fixed limit, divided among the live instances, is this
+        // instance's whole share, whatever its servers.
+        let (limit, applied) = match self.share.load(Relaxed) {
+            share if share > 0 && !learned => (share, share),
+            _ => (limit, applied),
         };
         let reserved = reserved(config, applied);
         origin.set_reserved(reserved);
@@ -245,7 +357,7 @@ impl Learn {
             applied,
             reserved,
             ratio,
-            baseline: learner.baseline(RouteClass::Normal.index()),
+            baseline,
             drain_per_s: lock(&self.drain).1.iter().sum(),
         };
     }

@@ -32,7 +32,7 @@ use std::time::SystemTime;
 
 pub use admit::Answered;
 pub use decide::{Decision, Wait, decide};
-pub use learn::{Capacity, Learn, Samples};
+pub use learn::{Capacity, Learn, Samples, ServerLearn, ServerStep};
 pub use limiter::{Limiter, Permit, Refused};
 pub use mode::{Machine, Mode, Transition};
 pub use reason::ShedReason;
@@ -51,6 +51,8 @@ pub struct Held {
     pub primary: Option<Permit>,
     /// A slot at the origin.
     pub origin: Option<Permit>,
+    /// The request counted at the server it was sent to.
+    pub server: Option<crate::upstream::ServerSlot>,
 }
 
 /// Outcome counts since start, per class and per shed reason (relaxed
@@ -154,8 +156,6 @@ pub struct Admission {
     pub primary: Arc<Limiter>,
     /// Outcome counts.
     pub tally: Tally,
-    /// Origin TTFB samples for the learned limit.
-    pub samples: Samples,
     /// The learned (or pinned) origin limit.
     pub learn: Learn,
     /// Apologies per client address (retry storms).
@@ -178,8 +178,7 @@ impl Admission {
         };
         let o = &config.origin;
         let origin = Limiter::new(o.max_inflight.initial(), o.queue_max);
-        let samples = Samples::default();
-        let learn = Learn::new(config, &origin, &samples);
+        let learn = Learn::new(config, &origin);
         let a = Admission {
             window: Window::new(config.shedding.window_secs),
             inflight: Arc::new(InFlight::default()),
@@ -189,7 +188,6 @@ impl Admission {
                 o.queue_max,
             ),
             tally: Tally::default(),
-            samples,
             learn,
             clients: clients::ClientBudget::default(),
             view: AtomicU64::new(0),
@@ -268,7 +266,7 @@ impl Admission {
     pub fn reconfigure(&self, config: &Config) {
         let o = &config.origin;
         self.origin.set_limits(self.origin.limit(), o.queue_max);
-        self.learn.reconfigure(config, &self.origin, &self.samples);
+        self.learn.reconfigure(config, &self.origin);
         self.primary.set_limits(
             config.shedding.primary_max_inflight.unwrap_or(usize::MAX),
             o.queue_max,

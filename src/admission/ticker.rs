@@ -67,7 +67,8 @@ pub async fn learn(shared: Arc<Shared>) {
         let now = every.tick().await;
         let rt = shared.runtime();
         let a = &shared.admission;
-        a.learn.step(now, &rt.config, &a.origin, &a.samples);
+        a.learn
+            .step(now, &rt.config, &a.origin, &rt.upstream.pool.steps());
     }
 }
 
@@ -179,7 +180,10 @@ impl Reporter {
             .map_or_else(TallySnapshot::default, |first| t.since(first));
         let p = RouteClass::Primary.index();
         let primary = d.requests.get(p).copied().unwrap_or(0);
+        let servers = shared.runtime().upstream.pool.report();
         shared.render_status(Numbers {
+            origin_servers: servers.len(),
+            origin_servers_in_rotation: servers.iter().filter(|s| s.state == "in-rotation").count(),
             requests_per_s: d.requests.iter().sum::<u64>() as f64 / span as f64,
             shed_per_s: d.shed.iter().sum::<u64>() as f64 / span as f64,
             window_s: span,

@@ -147,17 +147,32 @@ fn webhook(ctx: &Ctx<'_>, i: usize, raw: &Spanned<RawWebhook>) -> Result<Target,
             format!("expected a URL, found \"{}\"", url.get_ref()),
         )
     })?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+    let https = uri.scheme_str() == Some("https");
+    if !(https || uri.scheme_str() == Some("http")) || uri.authority().is_none() {
         return Err(ctx.err(
             url.span(),
             format!(
-                "expected an http:// URL (https is not supported yet), found \"{}\"",
+                "expected an http:// or https:// URL, found \"{}\"",
                 url.get_ref()
             ),
         ));
     }
+    // HTTPS as to the origin: verified against `ca_file` or the
+    // platform's roots, never skipped.
+    let tls = match (&h.ca_file, https) {
+        (Some(ca), false) => {
+            return Err(ctx.err(ca.span(), "applies only to an https:// webhook"));
+        }
+        (ca, true) => {
+            let at = ca.as_ref().map_or_else(|| url.span(), Spanned::span);
+            let path = ca.as_ref().map(|c| ctx.base_dir.join(c.get_ref()));
+            Some(crate::tls::client_config(path.as_deref(), None).map_err(|e| ctx.err(at, e))?)
+        }
+        (None, false) => None,
+    };
     Ok(Target {
         url: uri,
+        tls,
         timeout: ctx.duration(
             &h.timeout,
             WEBHOOK_TIMEOUT,

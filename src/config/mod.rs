@@ -12,6 +12,7 @@ mod control_rules;
 mod error;
 mod fleet_rules;
 mod log_rules;
+mod origin_rules;
 mod raw;
 mod shed_rules;
 pub mod startup;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, Diagnostic};
+pub use origin_rules::{Eject, HealthCheck, OriginTls, Server};
 pub use units::{ByteSize, Cidr};
 
 /// A validated configuration: every value is in range and every file it
@@ -143,13 +145,19 @@ pub enum HostHeader {
     Fixed(http::HeaderValue),
 }
 
-/// The origin server.
+/// The origin: one or several servers, and how lifeboat talks to them.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// `http` (TLS to the origin is not supported yet).
-    pub scheme: http::uri::Scheme,
-    /// `host:port` of the origin.
-    pub authority: http::uri::Authority,
+    /// The servers requests are balanced over (at least one).
+    pub servers: Vec<Server>,
+    /// When failures take a server out of rotation.
+    pub eject: Eject,
+    /// The active health check, if configured.
+    pub health: Option<HealthCheck>,
+    /// TLS to `https://` servers (present when there is one).
+    pub tls: Option<OriginTls>,
+    /// How often servers given by host name are looked up again.
+    pub resolve_every: Duration,
     /// Time allowed to establish a TCP connection to the origin.
     pub connect_timeout: Duration,
     /// Time allowed from sending the request until response headers arrive.
@@ -162,8 +170,10 @@ pub struct Origin {
     pub http2: bool,
     /// Host header policy.
     pub host: HostHeader,
-    /// Requests outstanding at the origin at most, in every mode; the rest
-    /// wait in lifeboat's priority queue.
+    /// Requests outstanding at each server at most, in every mode (learned
+    /// per server, or pinned per server); the origin's capacity is their
+    /// sum over the servers in rotation, and the rest wait in lifeboat's
+    /// priority queue.
     pub max_inflight: OriginLimit,
     /// Of those, slots only the primary class may take (`None`: an eighth
     /// of the limit, at least one when the limit is learned).
@@ -458,10 +468,10 @@ pub fn summary(c: &Config) -> String {
             tls.cert_path.display()
         );
     }
+    let servers: Vec<String> = c.origin.servers.iter().map(Server::name).collect();
     s += &format!(
-        "  origin        {}://{} ({}; connect {:?}, ttfb {:?})\n",
-        c.origin.scheme,
-        c.origin.authority,
+        "  origin        {} ({}; connect {:?}, ttfb {:?})\n",
+        servers.join(", "),
         if c.origin.http2 { "h2" } else { "HTTP/1.1" },
         c.origin.connect_timeout,
         c.origin.ttfb_timeout
@@ -475,7 +485,7 @@ pub fn summary(c: &Config) -> String {
         c.limits.keepalive_timeout
     );
     s += &format!(
-        "  queue         {} at the origin, {} waiting at most for {:?}\n",
+        "  queue         {} per server at the origin, {} waiting at most for {:?}\n",
         c.origin.max_inflight, c.origin.queue_max, c.origin.queue_timeout
     );
     s += &format!("  shedding      mode {:?}\n", c.shedding.mode);

@@ -73,6 +73,15 @@ pub struct RawTls {
 #[serde(deny_unknown_fields)]
 pub struct RawOrigin {
     pub url: S<String>,
+    pub servers: Option<Spanned<Vec<Spanned<RawServer>>>>,
+    pub eject_after: S<i64>,
+    pub eject_for: S<Duration>,
+    pub eject_max: S<Duration>,
+    pub health: Option<Spanned<RawHealth>>,
+    pub ca_file: S<String>,
+    pub resolve_every: S<Duration>,
+    pub client_cert: S<String>,
+    pub client_key: S<String>,
     pub connect_timeout: S<Duration>,
     pub ttfb_timeout: S<Duration>,
     pub pool_idle_timeout: S<Duration>,
@@ -86,6 +95,23 @@ pub struct RawOrigin {
     pub primary_reserved: S<i64>,
     pub queue_max: S<i64>,
     pub queue_timeout: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub url: S<String>,
+    pub weight: S<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub path: S<String>,
+    pub interval: S<Duration>,
+    pub timeout: S<Duration>,
+    pub healthy_threshold: S<i64>,
+    pub unhealthy_threshold: S<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +245,7 @@ pub struct RawReload {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: S<String>,
+    pub ca_file: S<String>,
     pub timeout: S<Duration>,
     pub retries: S<i64>,
 }

@@ -12,11 +12,9 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::error::{Source, explain_unknown_key};
-use super::raw::{RawConfig, RawLimits, RawListen, RawOrigin, RawProxy, RawTls};
-use super::units::{self, LimitSetting};
-use super::{
-    Config, ConfigError, HostHeader, Limits, Listen, Origin, OriginLimit, Proxy, Shutdown, Tls,
-};
+use super::raw::{RawConfig, RawLimits, RawListen, RawProxy, RawTls};
+use super::units;
+use super::{Config, ConfigError, Limits, Listen, Proxy, Shutdown, Tls};
 
 /// Plain listener when none is configured: loopback, so a fresh install
 /// exposes nothing until the operator says so.
@@ -26,18 +24,6 @@ const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 const TLS_HANDSHAKE: Duration = Duration::from_secs(5);
 const TLS_MAX_HANDSHAKES: i64 = 512;
 const LISTEN_BACKLOG: i64 = 4096;
-/// Origin connect: a healthy origin on a LAN connects in milliseconds; 4 s
-/// tolerates SYN retransmission (1 s, then 3 s) once.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
-/// Time to first byte: long enough for slow dynamic pages, short enough that
-/// a stuck origin shows up as an error rather than a hung browser.
-const TTFB_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle origin connections are kept 90 s, longer than typical origin
-/// keep-alive settings would be wasteful, shorter costs reconnects.
-const POOL_IDLE: Duration = Duration::from_secs(90);
-/// Idle origin connections kept: enough to absorb a burst without a wave of
-/// new connects, small enough not to exhaust the origin's worker slots.
-const POOL_MAX_IDLE: i64 = 256;
 /// Client connections: 10,000 fits comfortably in the default 64 Ki fd limit
 /// alongside origin connections.
 const MAX_CONNECTIONS: i64 = 10_000;
@@ -68,21 +54,6 @@ const BODY_RATE_GRACE: Duration = Duration::from_secs(20);
 /// tunnels; WebSocket clients ping well within it (browsers' libraries
 /// every 20-30 s).
 const TUNNEL_IDLE: Duration = Duration::from_secs(60);
-/// The learned origin limit never goes below 2: one request at the origin
-/// and one on its way keep even a single-worker origin busy.
-const LEARN_MIN: i64 = 2;
-/// ... nor above 1,024: more than any app server's workers, and a bound
-/// on what a wrong measurement can let through.
-const LEARN_MAX: i64 = 1024;
-/// It starts at 16, a small app server's worker count: low enough that the
-/// first wave meets a queue lifeboat can prioritise, and it grows by a
-/// tenth every 100 ms while the origin keeps up.
-const LEARN_INITIAL: i64 = 16;
-/// Requests waiting in lifeboat: a few seconds of a large site's traffic.
-const QUEUE_MAX: i64 = 2048;
-/// A queued request that has not reached the origin after 1 s gets the
-/// apology: waiting longer helps nobody in a stampede.
-const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Downloads in flight get 30 s to finish on shutdown.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -176,7 +147,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
             "missing table [origin]: lifeboat needs an origin `url` to proxy to",
         ));
     };
-    let mut origin_cfg = self::origin(ctx, origin)?;
+    let mut origin_cfg = super::origin_rules::origin(ctx, origin)?;
     let origin_limit_set = origin.get_ref().max_inflight.is_some();
     let fleet = super::fleet_rules::fleet(
         ctx,
@@ -184,9 +155,11 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         origin_cfg.max_inflight,
         origin_limit_set,
     )?;
-    // The fleet's limit pins this instance's until the fleet divides it.
+    // The fleet's limit pins this instance's (spread over its servers)
+    // until the fleet divides it.
     if let Some(n) = fleet.as_ref().and_then(|f| f.max_inflight) {
-        origin_cfg.max_inflight = super::OriginLimit::Fixed(n);
+        let per_server = n.div_ceil(origin_cfg.servers.len().max(1)).max(1);
+        origin_cfg.max_inflight = super::OriginLimit::Fixed(per_server);
     }
     Ok(Config {
         source: ctx.src.name.to_string(),
@@ -312,125 +285,6 @@ fn tls(ctx: &Ctx<'_>, raw: &Spanned<RawTls>) -> Result<Tls, ConfigError> {
         )?,
         max_handshakes: ctx.int(&t.max_handshakes, TLS_MAX_HANDSHAKES, (1, 100_000))? as usize,
     })
-}
-
-fn origin(ctx: &Ctx<'_>, raw: &Spanned<RawOrigin>) -> Result<Origin, ConfigError> {
-    let o = raw.get_ref();
-    let url = o.url.as_ref().ok_or_else(|| {
-        ctx.err_key(
-            raw.span(),
-            "origin.url",
-            "missing `url`: the origin to proxy to, like \"http://127.0.0.1:8000\"",
-        )
-    })?;
-    let bad = |why: &str| ctx.err(url.span(), format!("{why}, found \"{}\"", url.get_ref()));
-    let uri: http::Uri = url
-        .get_ref()
-        .parse()
-        .map_err(|_| bad("expected a URL like \"http://127.0.0.1:8000\""))?;
-    let scheme = uri
-        .scheme()
-        .cloned()
-        .ok_or_else(|| bad("expected a URL with a scheme, like \"http://127.0.0.1:8000\""))?;
-    if scheme != http::uri::Scheme::HTTP {
-        return Err(bad(
-            "only http:// origins are supported (TLS to the origin is not implemented yet)",
-        ));
-    }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| bad("expected a host and port"))?;
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad(
-            "the origin URL cannot have a path or query (path prefixes are not supported)",
-        ));
-    }
-    let host = match o.host.as_ref() {
-        None => HostHeader::Preserve,
-        Some(h) if h.get_ref() == "preserve" => HostHeader::Preserve,
-        Some(h) if h.get_ref() == "origin" => HostHeader::Origin,
-        Some(h) => HostHeader::Fixed(http::HeaderValue::from_str(h.get_ref()).map_err(|_| {
-            ctx.err(
-                h.span(),
-                "expected \"preserve\", \"origin\" or a valid host name",
-            )
-        })?),
-    };
-    let secs = |s| Duration::from_secs(s);
-    let max_inflight = origin_limit(ctx, o)?;
-    Ok(Origin {
-        scheme,
-        authority,
-        connect_timeout: ctx.duration(
-            &o.connect_timeout,
-            CONNECT_TIMEOUT,
-            (Duration::from_millis(1), secs(120)),
-        )?,
-        ttfb_timeout: ctx.duration(
-            &o.ttfb_timeout,
-            TTFB_TIMEOUT,
-            (Duration::from_millis(1), secs(3600)),
-        )?,
-        pool_idle_timeout: ctx.duration(
-            &o.pool_idle_timeout,
-            POOL_IDLE,
-            (Duration::ZERO, secs(3600)),
-        )?,
-        pool_max_idle: ctx.int(&o.pool_max_idle, POOL_MAX_IDLE, (0, 100_000))? as usize,
-        http2: o.http2.unwrap_or(false),
-        host,
-        max_inflight,
-        primary_reserved: match (&o.primary_reserved, max_inflight) {
-            (None, _) => None,
-            (Some(v), OriginLimit::Fixed(n)) if !(0..n as i64).contains(v.get_ref()) => {
-                return Err(ctx.err(
-                    v.span(),
-                    format!(
-                        "must be at least 0 and less than max_inflight ({n}), found {}",
-                        v.get_ref()
-                    ),
-                ));
-            }
-            (Some(_), _) => Some(ctx.int(&o.primary_reserved, 0, (0, 100_000))? as usize),
-        },
-        queue_max: ctx.int(&o.queue_max, QUEUE_MAX, (0, 1_000_000))? as usize,
-        queue_timeout: ctx.duration(
-            &o.queue_timeout,
-            QUEUE_TIMEOUT,
-            (Duration::ZERO, secs(600)),
-        )?,
-    })
-}
-
-/// `max_inflight`: a number pins it; `"auto"` (the default) learns it
-/// within `learn_min`..=`learn_max`, starting at `learn_initial`.
-fn origin_limit(ctx: &Ctx<'_>, o: &RawOrigin) -> Result<OriginLimit, ConfigError> {
-    let learn_keys = [&o.learn_min, &o.learn_max, &o.learn_initial];
-    match o.max_inflight.as_ref().map(|v| (*v.get_ref(), v.span())) {
-        Some((LimitSetting::Fixed(n), span)) => {
-            if let Some(k) = learn_keys.iter().find_map(|k| k.as_ref()) {
-                return Err(ctx.err(
-                    k.span(),
-                    "learn_min, learn_max and learn_initial apply only with max_inflight = \"auto\"",
-                ));
-            }
-            if !(1..=100_000).contains(&n) {
-                return Err(ctx.err(span, format!("must be between 1 and 100000, found {n}")));
-            }
-            Ok(OriginLimit::Fixed(n as usize))
-        }
-        None | Some((LimitSetting::Auto, _)) => {
-            let min = ctx.int(&o.learn_min, LEARN_MIN, (1, 100_000))?;
-            let max = ctx.int(&o.learn_max, LEARN_MAX.max(min), (min, 100_000))?;
-            let initial = ctx.int(&o.learn_initial, LEARN_INITIAL.clamp(min, max), (min, max))?;
-            Ok(OriginLimit::Auto {
-                min: min as usize,
-                max: max as usize,
-                initial: initial as usize,
-            })
-        }
-    }
 }
 
 fn limits(ctx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {

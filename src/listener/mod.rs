@@ -190,7 +190,9 @@ impl Lifeboat {
         let shared = self.shared.clone();
         let rt = shared.runtime();
         let mut tasks = crate::runtime::spawn_tasks(&shared);
-
+        // The proxy's own: its origin servers' health checks and names.
+        tasks.push(tokio::spawn(crate::upstream::health::run(shared.clone())));
+        tasks.push(tokio::spawn(crate::upstream::resolve::run(shared.clone())));
         let admin = Arc::new(crate::admin::AdminState {
             shared: shared.clone(),
             draining: Default::default(),

@@ -41,6 +41,11 @@ pub struct Numbers {
     pub origin_limit: usize,
     /// Whether `origin_limit` is learned.
     pub origin_limit_learned: bool,
+    /// The origin's servers: how many, and how many take requests (no
+    /// addresses on a public page; `GET /mode` names them).
+    pub origin_servers: usize,
+    /// Of those, in rotation.
+    pub origin_servers_in_rotation: usize,
     /// Seconds the rates are averaged over.
     pub window_s: u64,
     /// With a fleet: how many instances there are and how many are

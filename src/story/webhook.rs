@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -24,8 +25,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// One configured target.
 #[derive(Clone)]
 pub struct Target {
-    /// Where to POST (http:// only).
+    /// Where to POST.
     pub url: Uri,
+    /// For an https:// URL: the roots it is verified against.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Time allowed per attempt.
     pub timeout: Duration,
     /// Attempts after the first.
@@ -70,13 +73,11 @@ pub struct Webhooks {
 impl Webhooks {
     /// Starts one sender task per target.
     pub fn start(targets: &[Target]) -> Self {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let queues = targets
             .iter()
             .map(|t| {
                 let (tx, rx) = mpsc::channel(QUEUE);
-                tokio::spawn(deliver(client.clone(), t.clone(), rx));
+                tokio::spawn(deliver(client(t), t.clone(), rx));
                 tx
             })
             .collect();
@@ -104,11 +105,28 @@ impl Webhooks {
     }
 }
 
-async fn deliver(
-    client: Client<HttpConnector, Full<Bytes>>,
-    target: Target,
-    mut rx: mpsc::Receiver<Bytes>,
-) {
+type WebhookClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for `target`: TLS (h2 or HTTP/1.1 by ALPN) with its roots
+/// when it is https://.
+fn client(target: &Target) -> WebhookClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let config = target
+        .tls
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(crate::tls::unused_client_config);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+async fn deliver(client: WebhookClient, target: Target, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(body) = rx.recv().await {
         let mut backoff = FIRST_BACKOFF;
         for attempt in 0..=target.retries {
@@ -130,7 +148,7 @@ async fn deliver(
                 other => {
                     let why = match other {
                         Ok(Ok(resp)) => format!("status {}", resp.status()),
-                        Ok(Err(e)) => e.to_string(),
+                        Ok(Err(e)) => crate::upstream::chain(&e),
                         Err(_) => format!("no answer within {:?}", target.timeout),
                     };
                     metrics::counter!("lifeboat_webhook_deliveries_total", "result" => "error")

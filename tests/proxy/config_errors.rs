@@ -225,7 +225,7 @@ fn missing_origin() {
 #[test]
 fn bad_origin_urls() {
     for (url, want) in [
-        ("https://example.org", "only http:// origins"),
+        ("ftp://example.org", "an http:// or https:// URL"),
         ("http://example.org/prefix", "cannot have a path"),
         ("example.org", "with a scheme"),
         ("http://exa mple", "expected a URL"),
@@ -383,4 +383,86 @@ fn the_kubernetes_configmap_is_valid() {
         Some(1),
         "a public admin listener without a token must be refused"
     );
+}
+
+#[test]
+fn origin_servers_are_a_url_or_a_list_not_both() {
+    let d = diagnose(&format!(
+        "{ORIGIN}servers = [{{ url = \"http://127.0.0.1:8001\" }}]\n"
+    ));
+    assert_eq!((d.line, d.column), (3, 11));
+    assert!(d.message.contains("not both"), "{}", d.message);
+}
+
+#[test]
+fn origin_server_mistakes_are_located() {
+    let cases = [
+        ("servers = []", (2, 11), "at least one server"),
+        ("servers = [{ weight = 2 }]", (2, 12), "missing `url`"),
+        (
+            "servers = [{ url = \"http://a:1\", weight = 0 }]",
+            (2, 43),
+            "between 1 and 1000",
+        ),
+        (
+            "servers = [{ url = \"http://a:1\" }, { url = \"http://a:1\" }]",
+            (2, 44),
+            "listed twice",
+        ),
+        (
+            "url = \"http://a:1\"\neject_after = 0",
+            (3, 15),
+            "between 1 and 1000",
+        ),
+        (
+            "url = \"http://a:1\"\n[origin.health]\npath = \"healthz\"",
+            (4, 8),
+            "expected a path",
+        ),
+        (
+            "url = \"http://a:1\"\n[origin.health]\ninterval = \"1s\"\ntimeout = \"2s\"",
+            (5, 11),
+            "between",
+        ),
+    ];
+    for (body, at, says) in cases {
+        let d = diagnose(&format!("[origin]\n{body}\n"));
+        assert_eq!((d.line, d.column), at, "{body}: {d}");
+        assert!(d.message.contains(says), "{body}: {}", d.message);
+    }
+}
+
+#[test]
+fn origin_tls_keys_need_an_https_server_and_readable_files() {
+    let d = diagnose(&format!("{ORIGIN}ca_file = \"ca.pem\"\n"));
+    assert_eq!((d.line, d.key.as_deref()), (3, Some("origin.ca_file")));
+    assert!(
+        d.message.contains("only to https:// servers"),
+        "{}",
+        d.message
+    );
+
+    let d = diagnose("[origin]\nurl = \"https://127.0.0.1:8443\"\nca_file = \"missing.pem\"\n");
+    assert_eq!((d.line, d.key.as_deref()), (3, Some("origin.ca_file")));
+    assert!(d.message.contains("missing.pem"), "{}", d.message);
+
+    let d = diagnose("[origin]\nurl = \"https://127.0.0.1:8443\"\nclient_cert = \"c.pem\"\n");
+    assert!(d.message.contains("go together"), "{}", d.message);
+}
+
+#[test]
+fn webhook_ca_file_needs_https() {
+    let d = diagnose(&format!(
+        "{ORIGIN}[[webhook]]\nurl = \"http://127.0.0.1:9000/x\"\nca_file = \"ca.pem\"\n"
+    ));
+    assert_eq!(d.line, 5);
+    assert!(
+        d.message.contains("only to an https:// webhook"),
+        "{}",
+        d.message
+    );
+    let d = diagnose(&format!(
+        "{ORIGIN}[[webhook]]\nurl = \"ftp://127.0.0.1/x\"\n"
+    ));
+    assert!(d.message.contains("http:// or https://"), "{}", d.message);
 }

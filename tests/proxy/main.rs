@@ -26,6 +26,8 @@ mod layer;
 mod limits;
 mod loadgen;
 mod observability;
+mod origin_tls;
+mod origins;
 mod paths;
 mod process;
 mod props;

@@ -52,6 +52,7 @@ pub struct TestOrigin {
     /// What it has seen.
     pub state: Arc<OriginState>,
     task: JoinHandle<()>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Drop for TestOrigin {
@@ -64,24 +65,88 @@ impl TestOrigin {
     /// Starts an origin on a free loopback port.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::serve(listener)
+    }
+
+    /// Starts an origin on `addr` (a killed one's), retrying while the
+    /// port is still being released.
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => return Self::serve(listener),
+                Err(e) => assert!(tokio::time::Instant::now() < deadline, "rebind {addr}: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Starts an origin that speaks TLS (h2 or HTTP/1.1 by ALPN) with `tls`.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        Self::serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    fn serve(listener: TcpListener) -> Self {
+        Self::serve_with(listener, None)
+    }
+
+    fn serve_with(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().expect("origin addr");
         let state = Arc::new(OriginState::default());
         let st = state.clone();
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let tracked = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let st = st.clone();
-                tokio::spawn(async move {
+                let tls = tls.clone();
+                let conn = tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| route(st.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                .await
+                        }
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
+                if let Ok(mut c) = tracked.lock() {
+                    c.push(conn.abort_handle());
+                }
             }
         });
-        TestOrigin { addr, state, task }
+        TestOrigin {
+            addr,
+            state,
+            task,
+            conns,
+        }
+    }
+
+    /// Kills the server as a crash would: the listener and every
+    /// connection close at once, whatever they were doing.
+    pub async fn kill(self) -> SocketAddr {
+        self.task.abort();
+        for c in self.conns.lock().expect("conns").drain(..) {
+            c.abort();
+        }
+        let addr = self.addr;
+        drop(self);
+        addr
     }
 
     /// `http://127.0.0.1:PORT`.
