@@ -228,6 +228,9 @@ const INKED: &str = "((id) => { const c = document.getElementById(id); \
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_browser_the_charts_draw_and_move_and_the_buttons_act() {
+    // A browser is heavy on two cores: not beside the timing-sensitive
+    // stampede tests.
+    let _heavy = crate::support::heavy().await;
     let origin = TestOrigin::start().await;
     let (lb, _dir) = start(&origin).await;
     let Some(mut browser) = Browser::launch(1280, 1500).await else {

@@ -89,6 +89,8 @@ async fn fleet_of(lb: &Running, n: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
+    // Three instances and a browser: not beside the stampede tests.
+    let _heavy = crate::support::heavy().await;
     let Some(redis) = Redis::start().await else {
         return;
     };
