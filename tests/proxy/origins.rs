@@ -467,3 +467,40 @@ async fn an_ejected_server_leaves_the_origin_limit() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_names_addresses_change_new_requests_follow_and_a_download_finishes() {
+    // Two machines behind one name: 127.0.0.1 and 127.0.0.2, same port
+    // (the whole of 127/8 is loopback). The name starts at the first.
+    let a = TestOrigin::start().await;
+    let port = a.addr.port();
+    let b = TestOrigin::start_on(std::net::SocketAddr::from(([127, 0, 0, 2], port))).await;
+    let name = format!("http://localhost:{port}");
+    let lb = servers(std::slice::from_ref(&name))
+        .set("origin.resolve_every", "\"1h\"")
+        .start()
+        .await;
+    let mut download = client().get(lb.url("/gated")).send().await.unwrap();
+    let first = download.chunk().await.unwrap().expect("first chunk");
+    assert_eq!(&first[..], b"first-chunk\n");
+    assert_eq!((a.requests(), b.requests()), (1, 0));
+
+    // The name now points at the second machine: the answer the lookup
+    // task gets, applied as it applies it (the lookup itself is the
+    // system resolver's, which a test cannot re-point).
+    let server = lb.shared.runtime().upstream.pool.servers()[0].clone();
+    assert!(server.addresses.update(vec![b.addr]));
+    lb.shared.renew_pool();
+    for _ in 0..20 {
+        let resp = client().get(lb.url("/status/200")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(b.requests(), 20, "new requests did not follow the name");
+    assert_eq!(a.requests(), 1, "the old address still got requests");
+
+    // The download in flight at the old address finishes there.
+    a.release();
+    let rest = download.chunk().await.unwrap().expect("the rest");
+    assert_eq!(&rest[..], b"the-rest\n", "the download in flight was cut");
+    assert!(download.chunk().await.unwrap().is_none());
+}
