@@ -78,7 +78,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (status, ..) = get("/").await?;
     assert_eq!(status, 200, "the page in normal mode");
-    shed.shared().set_override(
+    lifeboat::control::set_override(
+        &shed.shared(),
         Some(lifeboat::runtime::Override {
             mode: lifeboat::admission::Mode::Degraded,
             until: Some(tokio::time::Instant::now() + Duration::from_secs(60)),
@@ -97,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (status, _, _, body) = get("/download/os.iso").await?;
     assert_eq!(status, 200, "downloads keep working");
     assert_eq!(&body[..], b"pretend this is an ISO\n");
-    shed.shared().set_override(None, None);
+    lifeboat::control::set_override(&shed.shared(), None, None);
     let (status, ..) = get("/").await?;
     assert_eq!(status, 200, "the page once back to auto");
     println!(

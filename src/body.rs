@@ -19,21 +19,9 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::access_log::Exchange;
-use crate::listener::BodyEnd;
+use crate::conn::BodyEnd;
 
-/// Why a streamed body stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// No bytes moved for the configured body idle timeout.
-    #[error("body made no progress for {0:?}")]
-    Idle(Duration),
-    /// The client sent its body slower than the minimum rate.
-    #[error("body arrived slower than {0} bytes/s")]
-    TooSlow(u64),
-    /// The peer reset or broke the stream.
-    #[error("body stream failed: {0}")]
-    Stream(#[from] hyper::Error),
-}
+pub use crate::conn::BodyError;
 
 /// The slowest a request body may arrive, as Apache's mod_reqtimeout
 /// measures it (`body=20,MinRate=500`): `grace`, plus one second per

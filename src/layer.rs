@@ -82,7 +82,7 @@ impl ShedLayer {
     /// inside one).
     pub fn new(config: Config) -> Self {
         let shared = Shared::new(config, None);
-        let tasks = crate::runtime::spawn_tasks(&shared);
+        let tasks = crate::control::spawn_tasks(&shared);
         ShedLayer {
             core: Arc::new(Core { shared, tasks }),
         }
@@ -199,7 +199,7 @@ where
     // The service is the origin's one server: its learner learns the
     // service's limit, from its answers.
     let mut held = held;
-    held.server = rt
+    let slot = rt
         .upstream
         .pool
         .servers()
@@ -213,8 +213,9 @@ where
     match answer.await {
         Ok(resp) => {
             let (ttfb, status) = (started.elapsed(), resp.status());
-            if let Some(slot) = &held.server {
+            if let Some(slot) = slot {
                 slot.learn_from(class, ttfb, status, has_body);
+                held.also = Some(Box::new(slot));
             }
             a.answered(Answered {
                 class,

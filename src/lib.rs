@@ -24,6 +24,8 @@
 //!
 //! - [`config`] — the TOML file: parse → validate → trusted [`config::Config`],
 //!   errors with file:line:column and key;
+//! - [`control`] — the tasks above the shared state: the ticker, the
+//!   fleet's link, the origin servers' checks and lookups;
 //! - [`runtime`] — the live config version and what is built from it, swapped
 //!   atomically;
 //! - [`admin`] — the operator's listener; [`dashboard`] — its live page;
@@ -43,11 +45,12 @@ pub mod apology;
 pub mod body;
 pub mod classify;
 pub mod config;
+pub mod conn;
+pub mod control;
 pub mod ctl;
 pub mod dashboard;
 mod deadline;
 pub mod demo;
-mod demo_stampede;
 pub mod fleet;
 pub mod layer;
 pub mod listener;

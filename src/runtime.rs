@@ -39,6 +39,12 @@ pub struct Override {
     pub reason: String,
 }
 
+/// Admin connections open at once, at most. An operator, a Prometheus
+/// scraper or two and the orchestrator's probes need a handful; each
+/// connection is a file descriptor the data plane may need (400 silent
+/// admin connections under a 300-fd limit made public downloads fail).
+pub const ADMIN_CONNECTIONS: usize = 32;
+
 /// What a reload changed that only a restart applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NeedsRestart(pub Vec<String>);
@@ -82,7 +88,7 @@ pub struct Shared {
     pub handshakes: Arc<tokio::sync::Semaphore>,
     /// Upgraded tunnels open now (each also holds its request's slots).
     pub tunnels: crate::upstream::tunnel::Open,
-    /// Admin connections open at once ([`crate::admin::MAX_CONNECTIONS`]).
+    /// Admin connections open at once ([`ADMIN_CONNECTIONS`]).
     pub admin_slots: Arc<tokio::sync::Semaphore>,
     /// The dashboard's last minutes, a point a second.
     pub live: crate::dashboard::Live,
@@ -137,7 +143,7 @@ impl Shared {
             servers,
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),
             tunnels: Default::default(),
-            admin_slots: Arc::new(tokio::sync::Semaphore::new(crate::admin::MAX_CONNECTIONS)),
+            admin_slots: Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS)),
             live: Default::default(),
             fleet,
             admission,
@@ -209,7 +215,8 @@ impl Shared {
         self.overridden.lock().ok()?.clone()
     }
 
-    /// Sets (`Some`) or lifts (`None`) the operator's override.
+    /// Sets (`Some`) or lifts (`None`) the operator's override; the ticker
+    /// applies it (at once through `control::set_override`).
     pub fn set_override(&self, o: Option<Override>, ttl_text: Option<String>) {
         let event = match &o {
             Some(o) => Event::OverrideSet {
@@ -227,9 +234,6 @@ impl Shared {
             *cur = o;
         }
         self.events.emit(event);
-        // Apply it now, through the same path as every mode change (log,
-        // metrics, journal, page), rather than at the next tick.
-        crate::admission::ticker::step(self, Instant::now());
     }
 
     /// Lifts an override whose TTL has passed; true if one lapsed.
@@ -328,33 +332,4 @@ fn render_pages(config: &Config, since: SystemTime, message: &str) -> Pages {
         since,
         message,
     })
-}
-
-/// Starts what keeps the shared state current, on the current tokio
-/// runtime: the ticker, the learner, the journal and webhook writer, and
-/// the fleet's link when there is a fleet. Their handles, to abort them.
-pub fn spawn_tasks(shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
-    let rt = shared.runtime();
-    let mut tasks = vec![
-        tokio::spawn(crate::admission::ticker::run(shared.clone())),
-        tokio::spawn(crate::admission::ticker::learn(shared.clone())),
-    ];
-    if let Some(rx) = shared.take_events() {
-        let webhooks = crate::story::webhook::Webhooks::start(&rt.config.story.webhooks);
-        tasks.push(tokio::spawn(crate::story::journal::run(
-            rt.config.story.journal.clone(),
-            webhooks,
-            rx,
-            shared.events.done.clone(),
-            shared.fleet.clone(),
-        )));
-    }
-    if let (Some(link), Some(cfg)) = (shared.fleet.clone(), rt.config.fleet.clone()) {
-        tasks.push(tokio::spawn(crate::fleet::link::run(
-            shared.clone(),
-            link,
-            cfg,
-        )));
-    }
-    tasks
 }

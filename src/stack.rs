@@ -50,7 +50,7 @@ use crate::admission::{Answered, Decision, Wait, decide};
 use crate::apology::{self, Asked, ShedReason};
 use crate::body::ResponseBody;
 use crate::classify::RouteClass;
-use crate::listener::{Activity, ActivityGuard, BodyEnd, Cancels, DrainToken};
+use crate::conn::{Activity, ActivityGuard, BodyEnd, Cancels, DrainToken};
 use crate::runtime::{Runtime, Shared};
 use crate::upstream::Inbound;
 
@@ -166,7 +166,7 @@ impl Gateway {
                 let status = forwarded.response.status();
                 let server = forwarded.server;
                 server.learn_from(class, ttfb, status, has_body);
-                held.server = Some(server);
+                held.also = Some(Box::new(server));
                 exchange.hold(held);
                 admission.answered(Answered {
                     class,

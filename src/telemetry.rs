@@ -21,10 +21,6 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::admission::Mode;
-use crate::classify::RouteClass;
-use crate::runtime::Shared;
-
 /// Histogram buckets for origin TTFB and queue wait, seconds: 1 ms to 30 s.
 const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -100,105 +96,17 @@ impl Histogram {
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the recorder (first call only); `None` if another recorder got
-/// there first.
+/// there first. (`admin::metrics::install` also makes the alerting
+/// counters exist at zero.)
 pub fn install() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new()
+            PrometheusBuilder::new()
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-                .ok();
-            if handle.is_some() {
-                register_zeroes();
-            }
-            handle
+                .ok()
         })
         .as_ref()
-}
-
-/// Every counter the shipped alert rules and dashboard use exists from the
-/// start, at zero: a series that appears only with its first event makes
-/// `rate()` and `increase()` blind to that first event, and an alert on it
-/// can never fire the first time.
-fn register_zeroes() {
-    use crate::admission::ShedReason;
-    use crate::classify::RouteClass;
-    for class in RouteClass::ALL {
-        for outcome in ["proxied", "shed", "client-error"] {
-            metrics::counter!("lifeboat_requests_total", "class" => class.as_str(), "outcome" => outcome)
-                .increment(0);
-        }
-    }
-    for reason in ShedReason::ALL {
-        metrics::counter!("lifeboat_shed_total", "reason" => reason.as_str()).increment(0);
-        metrics::counter!("lifeboat_would_shed_total", "reason" => reason.as_str()).increment(0);
-    }
-    for kind in ["5xx", "origin-down", "origin-timeout"] {
-        metrics::counter!("lifeboat_origin_failures_total", "kind" => kind).increment(0);
-    }
-    for result in ["accepted", "rejected"] {
-        metrics::counter!("lifeboat_config_reloads_total", "result" => result).increment(0);
-    }
-    for (from, to) in [
-        ("normal", "degraded"),
-        ("degraded", "recovering"),
-        ("recovering", "normal"),
-        ("recovering", "degraded"),
-    ] {
-        metrics::counter!("lifeboat_mode_changes_total", "from" => from, "to" => to).increment(0);
-    }
-    metrics::counter!("lifeboat_journal_errors_total").increment(0);
-    metrics::counter!("lifeboat_client_budget_exceeded_total").increment(0);
-}
-
-/// The Prometheus text, with the live gauges refreshed first.
-pub fn render(shared: &Shared) -> String {
-    let Some(handle) = install() else {
-        return String::from("# metrics recorder unavailable\n");
-    };
-    let a = &shared.admission;
-    for class in RouteClass::ALL {
-        metrics::gauge!("lifeboat_inflight", "class" => class.as_str())
-            .set(a.inflight.get(class) as f64);
-    }
-    metrics::gauge!("lifeboat_origin_inflight").set(a.origin.inflight() as f64);
-    metrics::gauge!("lifeboat_tunnels").set(shared.tunnels.count() as f64);
-    let capacity = a.capacity();
-    metrics::gauge!("lifeboat_origin_limit").set(capacity.limit as f64);
-    metrics::gauge!("lifeboat_origin_limit_applied").set(capacity.applied as f64);
-    metrics::gauge!("lifeboat_origin_limit_learned").set(if capacity.learned { 1.0 } else { 0.0 });
-    metrics::gauge!("lifeboat_queue_depth", "queue" => "origin").set(a.origin.queued() as f64);
-    metrics::gauge!("lifeboat_queue_depth", "queue" => "primary").set(a.primary.queued() as f64);
-    let current = a.view().mode;
-    for mode in [Mode::Normal, Mode::Degraded, Mode::Recovering] {
-        metrics::gauge!("lifeboat_mode", "mode" => mode.as_str()).set(if mode == current {
-            1.0
-        } else {
-            0.0
-        });
-    }
-    metrics::gauge!("lifeboat_config_generation").set(shared.generation() as f64);
-    for s in shared.runtime().upstream.pool.report() {
-        let server = s.server;
-        let in_rotation = if s.state == "in-rotation" { 1.0 } else { 0.0 };
-        metrics::gauge!("lifeboat_origin_server_in_rotation", "server" => server.clone())
-            .set(in_rotation);
-        metrics::gauge!("lifeboat_origin_server_inflight", "server" => server.clone())
-            .set(s.inflight as f64);
-        metrics::gauge!("lifeboat_origin_server_limit", "server" => server.clone())
-            .set(s.limit as f64);
-        metrics::counter!("lifeboat_origin_server_requests_total", "server" => server.clone())
-            .absolute(s.requests);
-        metrics::counter!("lifeboat_origin_server_failures_total", "server" => server.clone())
-            .absolute(s.failures);
-        metrics::counter!("lifeboat_origin_server_ejections_total", "server" => server)
-            .absolute(s.ejections);
-    }
-    let mut text = handle.render();
-    for histogram in [&ORIGIN_TTFB, &QUEUE_WAIT] {
-        histogram.render_into(&mut text);
-    }
-    text
 }
 
 #[cfg(test)]

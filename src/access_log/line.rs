@@ -20,9 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::{Method, Version};
 
 use crate::admission::ShedReason;
-use crate::body::BodyError;
 use crate::classify::RouteClass;
 use crate::config::LogFormat;
+use crate::conn::BodyError;
 
 /// The target every access line names, as its `tracing` events did.
 pub const TARGET: &str = "lifeboat::access";

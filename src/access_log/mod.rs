@@ -37,10 +37,10 @@ use tokio::sync::oneshot;
 
 use crate::admission::Held;
 use crate::admission::ShedReason;
-use crate::body::BodyError;
 use crate::classify::RouteClass;
 use crate::config::{Log, LogFormat};
-use crate::listener::ActivityGuard;
+use crate::conn::ActivityGuard;
+use crate::conn::BodyError;
 
 use buffer::{Buffers, Pushed};
 use drops::{Drops, Reason};

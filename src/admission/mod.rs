@@ -8,8 +8,9 @@
 //!   priority queue behind it;
 //! - [`capacity`]: the pure controller that learns that cap from the
 //!   origin's time to first byte, and [`learn`], its samples and step;
-//! - [`ticker`]: the one background task that summarises the signals, drives
-//!   the machine and publishes the mode.
+//!
+//! The ticker that summarises the signals, drives the machine and publishes
+//! the mode is `control::ticker`, above the shared state it reads.
 //!
 //! The hot path reads the published mode with one atomic load. Nothing here
 //! awaits except waiting in the queue.
@@ -24,7 +25,6 @@ pub mod limiter;
 pub mod mode;
 mod reason;
 pub mod signals;
-pub mod ticker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,8 +51,9 @@ pub struct Held {
     pub primary: Option<Permit>,
     /// A slot at the origin.
     pub origin: Option<Permit>,
-    /// The request counted at the server it was sent to.
-    pub server: Option<crate::upstream::ServerSlot>,
+    /// Whatever else the request holds until it ends (the forwarder's
+    /// count at the server it was sent to); released when dropped.
+    pub also: Option<Box<dyn Send + Sync>>,
 }
 
 /// Outcome counts since start, per class and per shed reason (relaxed
@@ -229,6 +230,43 @@ impl Admission {
             u64::from(v.strict) << 34 | mode << 32 | u64::from((v.admit_fraction as f32).to_bits()),
             Ordering::Release,
         );
+    }
+
+    /// Advances the mode machine at `now` (or forces `forced`, with why)
+    /// and publishes the result for every request to read; a change is
+    /// returned (and counted, and its time kept).
+    pub fn advance(
+        &self,
+        now: tokio::time::Instant,
+        forced: Option<(Mode, &str)>,
+        signals: &Signals,
+        cfg: &crate::config::Shedding,
+    ) -> Option<Transition> {
+        let (transition, view) = {
+            let Ok(mut machine) = self.machine.lock() else {
+                return None;
+            };
+            let t = match forced {
+                Some((mode, why)) => machine.force(mode, now, why, *signals),
+                None => machine.tick(now, signals, cfg),
+            };
+            (
+                t,
+                View {
+                    mode: machine.mode(),
+                    admit_fraction: machine.admit_fraction(now, cfg),
+                    strict: forced.is_some(),
+                },
+            )
+        };
+        self.publish(view);
+        if transition.is_some() {
+            if let Ok(mut since) = self.since.lock() {
+                *since = SystemTime::now();
+            }
+            self.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        transition
     }
 
     /// When the current mode began (wall clock, for people).

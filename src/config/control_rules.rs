@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::raw::{RawAdmin, RawJournal, RawReload, RawStatus, RawWebhook};
 use super::shed_rules::STATUS_URL;
 use super::validate::Ctx;
+use super::webhook::Target;
 use super::{Admin, ConfigError, Reload, Story};
-use crate::story::webhook::Target;
 
 /// Admin on loopback by default: metrics and the override switch are for
 /// the operator, not the internet.
@@ -23,6 +23,9 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Webhook attempts: 2 s each, 3 retries.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 const WEBHOOK_RETRIES: i64 = 3;
+
+/// A recovered episode's summary stays on the status page for a day.
+pub const SUMMARY_FOR: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn admin(ctx: &Ctx<'_>, raw: Option<&Spanned<RawAdmin>>) -> Result<Admin, ConfigError> {
     let empty = RawAdmin::default();
@@ -118,7 +121,7 @@ pub(super) fn story(
         status_path,
         summary_for: ctx.duration(
             &status.summary_for,
-            crate::story::status::SUMMARY_FOR,
+            SUMMARY_FOR,
             (Duration::ZERO, Duration::from_secs(30 * 24 * 3600)),
         )?,
         journal: journal

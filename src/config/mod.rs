@@ -16,6 +16,9 @@ mod origin_rules;
 mod raw;
 mod shed_rules;
 pub mod startup;
+pub mod webhook;
+
+pub use control_rules::SUMMARY_FOR;
 pub mod units;
 mod validate;
 
@@ -420,7 +423,7 @@ pub struct Story {
     /// Counters are journaled this often while not normal.
     pub counters_every: Duration,
     /// Webhook targets.
-    pub webhooks: Vec<crate::story::webhook::Target>,
+    pub webhooks: Vec<webhook::Target>,
 }
 
 /// Live reload.

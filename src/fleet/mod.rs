@@ -12,13 +12,11 @@
 //! The [`Link`] is what the rest of lifeboat sees: the admin API hands it
 //! what the operator posted (fleet scope), the journal writer hands it
 //! records, and the status page and `GET /fleet` read the members from it.
-//! One task ([`link::run`]) does all the talking to Redis, off the request
+//! One task (`control::fleet_link`) does all the talking to Redis, off the request
 //! path: when Redis is down, slow or partitioned, each instance carries on
 //! alone with its own decisions and journal, says so once, and reconnects
 //! with backoff. What the operator posted meanwhile waits in the link and
 //! is written when Redis is back.
-
-pub mod link;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -97,22 +95,22 @@ pub struct Member {
 /// What the operator posted here for the fleet while it could not be
 /// written yet (the latest of each kind wins).
 #[derive(Default)]
-struct Outbox {
-    switch: Option<OverrideDoc>,
-    message: Option<MessageDoc>,
+pub(crate) struct Outbox {
+    pub(crate) switch: Option<OverrideDoc>,
+    pub(crate) message: Option<MessageDoc>,
 }
 
 /// This instance's end of the fleet.
 pub struct Link {
     /// This instance's id.
     pub instance: String,
-    outbox: Mutex<Outbox>,
-    journal: Mutex<VecDeque<Record>>,
+    pub(crate) outbox: Mutex<Outbox>,
+    pub(crate) journal: Mutex<VecDeque<Record>>,
     journal_dropped: AtomicU64,
-    members: Mutex<Vec<Member>>,
-    connected: AtomicBool,
+    pub(crate) members: Mutex<Vec<Member>>,
+    pub(crate) connected: AtomicBool,
     ids: AtomicU64,
-    wake: Notify,
+    pub(crate) wake: Notify,
 }
 
 impl Link {
@@ -179,6 +177,12 @@ impl Link {
     /// Journal records dropped before reaching Redis.
     pub fn journal_dropped(&self) -> u64 {
         self.journal_dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl crate::story::Tee for Link {
+    fn record(&self, record: &Record) {
+        self.journal(record);
     }
 }
 

@@ -15,17 +15,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
+use super::DrainToken;
 use super::rounds::Conn;
-use super::{Activity, Cancels, DrainToken, watchdog};
 use crate::access_log::AccessLog;
-use crate::config::{Config, Limits};
+use crate::config::Config;
+use crate::conn::{Activity, Cancels, builder, watchdog};
 use crate::runtime::Shared;
 use crate::stack::{ConnCtx, Gateway};
 use crate::upstream::Inbound;
@@ -199,24 +199,6 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
-}
-
-/// hyper's auto h1/h2 server as every connection gets it (the admin
-/// listener's too).
-pub(crate) fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        // The watchdog enforces header-read and idle deadlines; hyper's own
-        // timer would also cut idle keep-alive connections at the head deadline.
-        .header_read_timeout(None)
-        .max_buf_size(limits.max_header_size)
-        .max_headers(limits.max_headers);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(limits.max_header_size as u32);
-    b
 }
 
 /// Serves a connection with hyper's auto h1/h2 server for its whole life.

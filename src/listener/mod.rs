@@ -12,10 +12,8 @@
 //! `cancels`: the rapid-reset guard.
 
 mod accept;
-mod cancels;
 mod handshake;
 mod rounds;
-mod watchdog;
 
 use std::future::Future;
 use std::io;
@@ -26,11 +24,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-pub(crate) use accept::builder;
-pub use cancels::{Answer, Cancels};
-pub(crate) use watchdog::Watchdog;
-pub use watchdog::{Activity, ActivityGuard, BodyEnd};
-
 use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::runtime::Shared;
@@ -39,10 +32,7 @@ use crate::runtime::Shared;
 /// written: a destination stalled longer is not going to take them.
 const ACCESS_FLUSH: Duration = Duration::from_secs(2);
 
-/// Held by everything that must finish before shutdown completes
-/// (connections, tunnels); shutdown waits until every token is dropped.
-#[derive(Clone, Debug)]
-pub struct DrainToken(#[allow(dead_code)] mpsc::Sender<()>);
+pub use crate::conn::DrainToken;
 
 /// A bound, not yet serving, lifeboat.
 pub struct Lifeboat {
@@ -135,7 +125,7 @@ impl Lifeboat {
                 let acceptor = accept::Acceptor {
                     shared: self.shared.clone(),
                     stop: stop_rx.clone(),
-                    drain: DrainToken(drain_tx.clone()),
+                    drain: DrainToken::new(drain_tx.clone()),
                     limit: limit.clone(),
                     tls,
                     access: self.access.clone(),
@@ -185,14 +175,18 @@ impl Lifeboat {
     /// Starts what runs beside the listeners: the ticker, the journal and
     /// webhook writer, the admin API, and the reload triggers.
     fn start_control(&mut self) -> Control {
-        crate::telemetry::install();
+        crate::admin::metrics::install();
         self.access.register_metrics();
         let shared = self.shared.clone();
         let rt = shared.runtime();
-        let mut tasks = crate::runtime::spawn_tasks(&shared);
+        let mut tasks = crate::control::spawn_tasks(&shared);
         // The proxy's own: its origin servers' health checks and names.
-        tasks.push(tokio::spawn(crate::upstream::health::run(shared.clone())));
-        tasks.push(tokio::spawn(crate::upstream::resolve::run(shared.clone())));
+        tasks.push(tokio::spawn(crate::control::origins::health(
+            shared.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::control::origins::resolve(
+            shared.clone(),
+        )));
         let admin = Arc::new(crate::admin::AdminState {
             shared: shared.clone(),
             draining: Default::default(),
@@ -248,7 +242,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 /// hard limit cannot hold `max_connections` clients and their origin
 /// connections; accepting then backs off at the limit (see `Acceptor`).
 fn raise_fd_limit(max_connections: usize) {
-    let wanted = 2 * max_connections as u64 + 64 + crate::admin::MAX_CONNECTIONS as u64;
+    let wanted = 2 * max_connections as u64 + 64 + crate::runtime::ADMIN_CONNECTIONS as u64;
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < wanted => tracing::warn!(
             limit,

@@ -45,9 +45,8 @@ use tokio::time::Instant;
 
 use super::accept::{abusive, stopped};
 use super::handshake::SlotIo;
-use super::watchdog::Watchdog;
-use super::{Activity, Cancels};
 use crate::config::{Config, Limits};
+use crate::conn::{Activity, Cancels, Watchdog};
 use crate::deadline::poll_until;
 use crate::stack::Gateway;
 

@@ -21,7 +21,7 @@ pub async fn run(
     webhooks: Webhooks,
     mut rx: mpsc::Receiver<Record>,
     done: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    fleet: Option<std::sync::Arc<crate::fleet::Link>>,
+    tee: Option<std::sync::Arc<dyn super::Tee>>,
 ) {
     let mut last_error: Option<Instant> = None;
     while let Some(record) = rx.recv().await {
@@ -35,8 +35,8 @@ pub async fn run(
             }
         }
         webhooks.offer(&record);
-        if let Some(fleet) = &fleet {
-            fleet.journal(&record);
+        if let Some(tee) = &tee {
+            tee.record(&record);
         }
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

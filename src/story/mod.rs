@@ -154,6 +154,13 @@ impl Record {
     }
 }
 
+/// Somewhere else the journal writer hands every record once it is
+/// written (the fleet's Redis stream); it must not wait.
+pub trait Tee: Send + Sync {
+    /// Takes one record.
+    fn record(&self, record: &Record);
+}
+
 /// Where events go: a bounded queue to the writer task.
 pub struct EventSink {
     /// The last day of events, in memory, for the status page.

@@ -21,9 +21,7 @@ use super::report::{self, Episode};
 use super::{Event, Record};
 use crate::apology::escape_html;
 
-/// A recovered episode's summary stays on the page this long by default
-/// (`[status] summary_for`).
-pub const SUMMARY_FOR: Duration = Duration::from_secs(24 * 3600);
+pub use crate::config::SUMMARY_FOR;
 
 /// Live numbers, averaged over the last minute.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -4,61 +4,13 @@
 //! server out of rotation (never the last one); `healthy` passes in a row
 //! bring an ejected one back once its backoff is over.
 //!
-//! One task for the process; the checks of one round run concurrently, so
+//! One task for the process (`control::origins`); the checks of one round run concurrently, so
 //! a server that hangs delays no other's check.
-
-use std::sync::Arc;
 
 use http::{Request, header::HOST};
 
 use crate::body::RequestBody;
 use crate::config::HostHeader;
-use crate::runtime::Shared;
-
-/// Checks the servers until the process ends; idle while no check is
-/// configured.
-pub async fn run(shared: Arc<Shared>) {
-    loop {
-        let rt = shared.runtime();
-        let Some(check) = rt.config.origin.health.clone() else {
-            // No check in this version: look again after a reload. The
-            // version is not held meanwhile: an old one's connection pool
-            // closes as soon as its last request ends.
-            drop(rt);
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            continue;
-        };
-        let round = tokio::time::sleep(check.interval);
-        let checks: Vec<_> = rt
-            .upstream
-            .pool
-            .servers()
-            .iter()
-            .map(|server| {
-                let rt = rt.clone();
-                let server = server.clone();
-                let check = check.clone();
-                tokio::spawn(async move {
-                    let pool = &rt.upstream.pool;
-                    let passed = rt.upstream.probe(&server, &check).await;
-                    let now = pool.now_ms();
-                    if passed {
-                        if server.health.check_passed(check.healthy, now) {
-                            tracing::warn!(server = %server.name, "origin server back in rotation: its health check passes");
-                        }
-                    } else if server.health.check_failed(check.unhealthy) {
-                        pool.eject(&server, now, false, "health check failing");
-                    }
-                })
-            })
-            .collect();
-        drop(rt);
-        for c in checks {
-            let _ = c.await;
-        }
-        round.await;
-    }
-}
 
 impl super::Upstream {
     /// One health check of `server`: true when it answers 2xx or 3xx in time.

@@ -36,7 +36,7 @@ pub use pool::{Pool, Registry, Server, ServerSlot};
 
 use crate::body::{BodyError, IdleBody, MinRate, RequestBody, ResponseBody};
 use crate::config::{Config, HostHeader, Origin};
-use crate::listener::BodyEnd;
+use crate::conn::BodyEnd;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

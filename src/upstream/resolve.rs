@@ -9,7 +9,7 @@
 //!   current set, rotated by one at each new connection so connections
 //!   spread over the addresses (the pool then tries them in that order, so
 //!   a dead address costs one refused connect, not a failed request);
-//! - [`run`]: the task that looks the names up; when a set changes it has
+//! - `control::origins`: the task that looks the names up; when a set changes it has
 //!   the pool built anew, so no keep-alive connection stays on an address
 //!   that left (requests in flight finish on the old pool).
 
@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::dns::Name;
 
 use super::Server;
-use crate::runtime::Shared;
 
 /// A server's addresses as last looked up.
 #[derive(Default)]
@@ -79,7 +78,7 @@ pub fn host_name(server: &crate::config::Server) -> Option<&str> {
 }
 
 /// Looks `host` up (port 0: the pool sets the URL's).
-async fn lookup(host: &str) -> std::io::Result<Vec<SocketAddr>> {
+pub async fn lookup(host: &str) -> std::io::Result<Vec<SocketAddr>> {
     Ok(tokio::net::lookup_host((host, 0)).await?.collect())
 }
 
@@ -126,46 +125,6 @@ impl tower_service::Service<Name> for Resolver {
             }
             Ok(found.into_iter())
         })
-    }
-}
-
-/// Looks every named server up every `resolve_every`, until the process
-/// ends.
-pub async fn run(shared: Arc<Shared>) {
-    loop {
-        let rt = shared.runtime();
-        let every = rt.config.origin.resolve_every;
-        let named: Vec<Arc<Server>> = rt
-            .upstream
-            .pool
-            .servers()
-            .iter()
-            .filter(|s| host_name(&s.config).is_some())
-            .cloned()
-            .collect();
-        drop(rt);
-        let mut changed = false;
-        for server in &named {
-            let Some(host) = host_name(&server.config) else {
-                continue;
-            };
-            match lookup(host).await {
-                Ok(found) => {
-                    let first = server.addresses.list().is_empty();
-                    if server.addresses.update(found) && !first {
-                        tracing::warn!(server = %server.name, addresses = ?server.addresses.list(), "origin server's addresses changed");
-                        changed = true;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(server = %server.name, error = %e, "origin server name did not resolve; keeping its last addresses");
-                }
-            }
-        }
-        if changed {
-            shared.renew_pool();
-        }
-        tokio::time::sleep(every).await;
     }
 }
 

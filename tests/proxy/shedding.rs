@@ -281,7 +281,8 @@ async fn a_download_in_flight_survives_the_flip() {
         .await
         .unwrap();
     let mut got = resp.chunk().await.unwrap().unwrap().len() as u64;
-    lb.shared.set_override(
+    ::lifeboat::control::set_override(
+        &lb.shared,
         Some(::lifeboat::runtime::Override {
             mode: Mode::Degraded,
             until: None,

@@ -239,7 +239,7 @@ async fn an_unwritable_or_full_journal_does_not_stop_the_show() {
             .start()
             .await;
         let errors = || {
-            let text = ::lifeboat::telemetry::render(&lb.shared);
+            let text = ::lifeboat::admin::metrics::render(&lb.shared);
             text.lines()
                 .filter(|l| l.starts_with("lifeboat_journal_errors_total"))
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -97,17 +97,17 @@ impl Activity {
 
     /// Whether hyper is at rest: its last socket operation was a read that
     /// found nothing while it waited for a new head with nothing in flight.
-    pub(super) fn at_rest(&self) -> bool {
+    pub(crate) fn at_rest(&self) -> bool {
         self.at_rest.load(Ordering::Acquire)
     }
 
     /// Marks the end of hyper's round as a rest (the socket stays open).
-    pub(super) fn set_resting(&self, resting: bool) {
+    pub(crate) fn set_resting(&self, resting: bool) {
         self.resting.store(resting, Ordering::Release);
     }
 
     /// Whether hyper's round is ending in a rest.
-    pub(super) fn resting(&self) -> bool {
+    pub(crate) fn resting(&self) -> bool {
         self.resting.load(Ordering::Acquire)
     }
 }
@@ -209,20 +209,20 @@ impl<IO> Watchdog<IO> {
 
     /// A new round of hyper on this socket: a rest counts once the round
     /// has served a request.
-    pub(super) fn start_round(&mut self) {
+    pub(crate) fn start_round(&mut self) {
         self.activity.at_rest.store(false, Ordering::Release);
         self.round_begun = self.activity.begun.load(Ordering::Relaxed);
     }
 
     /// Bytes of a request are waiting (handed from one round to the next):
     /// the head deadline runs.
-    pub(super) fn bytes_arrived(&mut self) {
+    pub(crate) fn bytes_arrived(&mut self) {
         self.observe(true);
     }
 
     /// Between rounds: drops the timers (the resting connection waits with
     /// a timer of its own) and reports when the connection's deadline is.
-    pub(super) fn rest(&mut self) -> Option<Instant> {
+    pub(crate) fn rest(&mut self) -> Option<Instant> {
         self.timer = None;
         self.write_timer = None;
         self.write_blocked = None;

@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Mode, TallySnapshot, Transition, View};
 use crate::admission::ShedReason;
+use crate::admission::{Mode, TallySnapshot, Transition};
 use crate::classify::RouteClass;
 use crate::config::ModeSetting;
 use crate::runtime::Shared;
@@ -57,11 +57,11 @@ pub async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Learns the origin's limit every [`super::learn::INTERVAL`], until the
+/// Learns the origin's limit every [`crate::admission::learn::INTERVAL`], until the
 /// process ends: a task of its own, so the mode machine's `tick` does not
 /// slow the limit down.
 pub async fn learn(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(super::learn::INTERVAL);
+    let mut every = tokio::time::interval(crate::admission::learn::INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = every.tick().await;
@@ -85,31 +85,8 @@ pub fn step(shared: &Shared, now: Instant) -> Option<Transition> {
         (None, ModeSetting::Normal) => Some((Mode::Normal, "forced by config")),
         (None, ModeSetting::Auto) => None,
     };
-    let (transition, view) = {
-        let Ok(mut machine) = admission.machine.lock() else {
-            return None;
-        };
-        let t = match forced {
-            Some((mode, why)) => machine.force(mode, now, why, signals),
-            None => machine.tick(now, &signals, cfg),
-        };
-        (
-            t,
-            View {
-                mode: machine.mode(),
-                admit_fraction: machine.admit_fraction(now, cfg),
-                strict: forced.is_some(),
-            },
-        )
-    };
-    admission.publish(view);
+    let transition = admission.advance(now, forced, &signals, cfg);
     if let Some(t) = &transition {
-        if let Ok(mut since) = admission.since.lock() {
-            *since = SystemTime::now();
-        }
-        admission
-            .changes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("lifeboat_mode_changes_total", "from" => t.from.as_str(), "to" => t.to.as_str()).increment(1);
         shared.rerender_pages();
         tracing::warn!(
@@ -149,7 +126,7 @@ struct Reporter {
     counters_since: Instant,
     peak_inflight: usize,
     /// The dashboard's point a second.
-    live: crate::dashboard::Sampler,
+    live: super::sampler::Sampler,
 }
 
 impl Reporter {
@@ -161,7 +138,7 @@ impl Reporter {
             at_counters: t,
             counters_since: Instant::now(),
             peak_inflight: 0,
-            live: crate::dashboard::Sampler::new(shared),
+            live: super::sampler::Sampler::new(shared),
         }
     }
 

@@ -45,19 +45,17 @@ use subtle::ConstantTimeEq as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
+pub mod metrics;
+
 use crate::admission::Mode;
-use crate::listener::{Activity, Watchdog};
+use crate::conn::{Activity, Watchdog};
 use crate::reload::{self, Outcome};
 use crate::runtime::{Override, Shared};
 
 /// Request bodies larger than this are refused: these are small JSON documents.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Admin connections open at once, at most. An operator, a Prometheus
-/// scraper or two and the orchestrator's probes need a handful; each
-/// connection is a file descriptor the data plane may need (400 silent
-/// admin connections under a 300-fd limit made public downloads fail).
-pub const MAX_CONNECTIONS: usize = 32;
+pub use crate::runtime::ADMIN_CONNECTIONS as MAX_CONNECTIONS;
 
 /// Admin state: the shared state and whether lifeboat is draining.
 pub struct AdminState {
@@ -107,7 +105,7 @@ async fn connection(stream: TcpStream, state: Arc<AdminState>, _slot: OwnedSemap
             resp
         }
     });
-    let _ = crate::listener::builder(&limits)
+    let _ = crate::conn::builder(&limits)
         .serve_connection(TokioIo::new(io), svc)
         .await;
 }
@@ -149,7 +147,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
         (Method::GET, "/metrics") => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            crate::telemetry::render(shared),
+            metrics::render(shared),
         ),
         (Method::GET, "/" | "/dashboard") => dashboard_page(),
         (Method::GET, "/dashboard/data") => json_reply(
@@ -410,7 +408,7 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
         until: ttl.map(|t| tokio::time::Instant::now() + t),
         reason,
     });
-    shared.set_override(o, m.ttl.clone());
+    crate::control::set_override(shared, o, m.ttl.clone());
     let mut answer = mode_json(shared);
     answer["scope"] = json!(if fleet.is_some() { "fleet" } else { "instance" });
     json_reply(StatusCode::OK, answer)
@@ -420,7 +418,7 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
 /// a fleet of this one instance.
 pub fn fleet_json(shared: &Shared) -> serde_json::Value {
     let Some(link) = &shared.fleet else {
-        let me = crate::fleet::link::member(shared, "this instance");
+        let me = crate::control::fleet_link::member(shared, "this instance");
         return json!({
             "configured": false,
             "connected": false,
@@ -431,7 +429,7 @@ pub fn fleet_json(shared: &Shared) -> serde_json::Value {
     let mut members = link.members();
     if members.is_empty() {
         // Redis unreachable: this instance is all it knows of.
-        members.push(crate::fleet::link::member(shared, &link.instance));
+        members.push(crate::control::fleet_link::member(shared, &link.instance));
     }
     json!({
         "configured": true,

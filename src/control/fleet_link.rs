@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
-use super::{Link, Member, MessageDoc, OverrideDoc, STREAM_MAX};
 use crate::admission::Mode;
 use crate::config::Fleet;
 use crate::dashboard::unix_ms;
+use crate::fleet::{Link, Member, MessageDoc, OverrideDoc, STREAM_MAX};
 use crate::runtime::{Override, Shared};
 
 /// A Redis call that takes longer than this counts as a failure: a slow
@@ -233,7 +233,7 @@ async fn read_shared(
                 && o.until
                     .is_none_or(|u| u > Instant::now() + Duration::from_secs(1))
             {
-                shared.set_override(None, None);
+                super::set_override(shared, None, None);
             }
         }
     }
@@ -254,7 +254,7 @@ fn apply_override(shared: &Shared, doc: &OverrideDoc) {
         "normal" => Mode::Normal,
         _ => {
             if shared.override_mode().is_some() {
-                shared.set_override(None, None);
+                super::set_override(shared, None, None);
             }
             return;
         }
@@ -271,7 +271,8 @@ fn apply_override(shared: &Shared, doc: &OverrideDoc) {
         by = doc.by,
         "fleet: override applied"
     );
-    shared.set_override(
+    super::set_override(
+        shared,
         Some(Override {
             mode,
             until,

@@ -6,12 +6,14 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod stampede;
+
 use crate::config;
 use crate::origin_sim::{SimConfig, SimOrigin};
 use crate::{Lifeboat, logging};
 
 /// The demo's configuration, with `{origin}` replaced at start.
-const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
 /// Options of `lifeboat demo`.
 #[derive(Debug, clap::Args)]
@@ -42,7 +44,7 @@ pub enum DemoError {
 /// Runs the demo until Ctrl-C (or, with `--stampede`, until the wave is told).
 pub async fn run(opts: Options) -> Result<(), DemoError> {
     if opts.stampede {
-        return crate::demo_stampede::run(opts.listen, opts.wave_seconds).await;
+        return stampede::run(opts.listen, opts.wave_seconds).await;
     }
     let sim = SimConfig::default();
     let origin = SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim.clone()).await?;
