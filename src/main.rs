@@ -168,10 +168,13 @@ fn story(
         let read = lifeboat::fleet::read_journal(url, prefix);
         records = runtime()?.block_on(read).map_err(anyhow::Error::msg)?;
     }
-    // Several instances' journals, interleaved in time (RFC 3339 in UTC
-    // with milliseconds sorts as text); one journal is already in order.
-    if journals.len() > 1 {
+    // Several instances' journals, or a stream that got an instance's
+    // records late (it was cut off from Redis), are put in time order
+    // (RFC 3339 in UTC with milliseconds sorts as text); a record sent
+    // twice (a retry after a lost answer) is told once.
+    if journals.len() > 1 || redis.is_some() {
         records.sort_by(|a, b| a.at.cmp(&b.at));
+        records.dedup();
     }
     let episodes = report::episodes(&records, since);
     match format {

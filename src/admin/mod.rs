@@ -137,6 +137,12 @@ fn error(status: StatusCode, msg: &str) -> Resp {
 async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, Infallible> {
     let shared = &state.shared;
     let path = req.uri().path().to_string();
+    if req.method() == Method::POST && cross_site(&req) {
+        return Ok(error(
+            StatusCode::FORBIDDEN,
+            "a browser on another site may not act here",
+        ));
+    }
     if req.method() == Method::POST && !authorised(shared, &req) {
         return Ok(error(
             StatusCode::UNAUTHORIZED,
@@ -185,6 +191,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Result<Resp, 
                             stage: m.stage.clone(),
                             signed: m.signed.clone(),
                             by: link.instance.clone(),
+                            posted_at_ms: crate::dashboard::unix_ms(std::time::SystemTime::now()),
                         });
                     }
                     json_reply(
@@ -239,10 +246,7 @@ fn dashboard_page() -> Resp {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-             connect-src 'self'; img-src data:; frame-ancestors 'none'",
-        ),
+        header::HeaderValue::from_static(crate::dashboard::csp()),
     );
     h.insert(
         header::X_FRAME_OPTIONS,
@@ -273,6 +277,28 @@ fn dashboard_data(shared: &Shared, query: &str) -> serde_json::Value {
         "points": shared.live.after(after),
         "marks": marks(&shared.events.history.since(from)),
     })
+}
+
+/// A POST a browser sent from another site's page: its `Origin` is not
+/// this listener (or the browser says so). Such a page could otherwise
+/// flip the boards on a loopback admin listener without a token. curl and
+/// `lifeboat ctl` send no `Origin`; the dashboard's is this listener.
+fn cross_site(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    if h.get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return true;
+    }
+    let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+    !authority.eq_ignore_ascii_case(host)
 }
 
 fn authorised(shared: &Shared, req: &Request<Incoming>) -> bool {
@@ -360,6 +386,9 @@ fn fleet_scope<'a>(
     }
 }
 
+/// The longest override TTL.
+const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
 /// Statuspage's incident stages, in order.
 pub const STAGES: [&str; 4] = ["investigating", "identified", "monitoring", "resolved"];
 
@@ -376,6 +405,11 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
         }
     };
     let ttl = match m.ttl.as_deref().map(humantime::parse_duration).transpose() {
+        // An override longer than a year is a typo, and past what Redis
+        // and the clock arithmetic take.
+        Ok(Some(t)) if t > MAX_TTL => {
+            return error(StatusCode::BAD_REQUEST, "ttl must be at most a year");
+        }
         Ok(t) => t,
         Err(_) => {
             return error(
@@ -401,6 +435,7 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
             ttl: m.ttl.clone(),
             expires_at_ms: expires,
             by: link.instance.clone(),
+            posted_at_ms: crate::dashboard::unix_ms(std::time::SystemTime::now()),
         });
     }
     let o = mode.map(|mode| Override {

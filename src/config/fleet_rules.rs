@@ -12,8 +12,19 @@ use super::{ConfigError, Fleet, OriginLimit};
 /// Instances say they are alive once a second ...
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// Whether `id` can name an instance: 1 to 64 letters, digits, `-`, `_`
+/// or `.` (it is shown on pages and in keys).
+pub fn valid_instance(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// The instance id when none is configured: the pod's name on Kubernetes
-/// (`POD_NAME` from the downward API), else the host name.
+/// (`POD_NAME` from the downward API), else the host name, with anything
+/// an id may not hold replaced by `-`.
 fn default_instance() -> String {
     std::env::var("POD_NAME")
         .ok()
@@ -24,6 +35,18 @@ fn default_instance() -> String {
                 .map(|s| s.trim().to_string())
         })
         .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| {
+            s.chars()
+                .take(64)
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+        })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "lifeboat".to_string())
 }
@@ -61,12 +84,7 @@ pub(super) fn fleet(
     let instance = match &f.instance {
         Some(i) => {
             let id = i.get_ref();
-            if id.is_empty()
-                || id.len() > 64
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
+            if !valid_instance(id) {
                 return Err(ctx.err(
                     i.span(),
                     format!("expected 1 to 64 letters, digits, '-', '_' or '.', found \"{id}\""),

@@ -19,6 +19,7 @@ pub mod startup;
 pub mod webhook;
 
 pub use control_rules::SUMMARY_FOR;
+pub use fleet_rules::valid_instance;
 pub mod units;
 mod validate;
 

@@ -26,8 +26,10 @@ const POLL: Duration = Duration::from_millis(200);
 /// Reconnection backoff, doubling between these.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Journal records shipped per round, at most.
+/// Journal records shipped per batch, at most.
 const JOURNAL_BATCH: usize = 256;
+/// Batches per round, at most.
+const JOURNAL_ROUNDS: usize = 4;
 
 type Failure = String;
 
@@ -37,8 +39,18 @@ async fn call<T: redis::FromRedisValue>(
 ) -> Result<T, Failure> {
     match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(conn)).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(describe(&e)),
         Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+
+/// An error as the link says it: `io: …` when the connection failed (try
+/// again on a new one), Redis's own words when it refused the command.
+fn describe(e: &redis::RedisError) -> Failure {
+    if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
+        format!("io: {e}")
+    } else {
+        e.to_string()
     }
 }
 
@@ -47,6 +59,11 @@ async fn call<T: redis::FromRedisValue>(
 struct Seen {
     switch: Option<String>,
     message: Option<String>,
+    /// The last override document applied here (or posted here), to put
+    /// back if Redis comes back without it, and to know which local
+    /// override is the fleet's (an instance-only one is not lifted by the
+    /// fleet).
+    applied: Option<OverrideDoc>,
 }
 
 /// Runs until the process ends.
@@ -110,6 +127,7 @@ struct Keys {
     switch: String,
     message: String,
     member_prefix: String,
+    members: String,
     journal: String,
 }
 
@@ -119,6 +137,7 @@ impl Keys {
             switch: format!("{prefix}:override"),
             message: format!("{prefix}:message"),
             member_prefix: format!("{prefix}:member:"),
+            members: format!("{prefix}:members"),
             journal: format!("{prefix}:journal"),
         }
     }
@@ -140,7 +159,7 @@ async fn connected(
         if let Err(e) = flush_outbox(link, keys, seen, conn).await {
             return e;
         }
-        if let Err(e) = read_shared(shared, keys, seen, conn).await {
+        if let Err(e) = read_shared(shared, link, keys, seen, conn).await {
             return e;
         }
         if last_beat.is_none_or(|t| t.elapsed() >= cfg.heartbeat) {
@@ -159,6 +178,49 @@ async fn connected(
     }
 }
 
+/// Writes `json` at `key` unless what is there was posted later than
+/// `posted_at_ms` (another instance's newer post wins), with a TTL of `px`
+/// milliseconds if given. One script, so nothing comes between the read
+/// and the write.
+const WRITE_IF_NEWER: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ok, doc = pcall(cjson.decode, cur)
+  if ok and type(doc) == 'table' and tonumber(doc.posted_at_ms or 0) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+";
+
+/// Whether a failed call means Redis refused the command (so sending it
+/// again would fail again) rather than that the connection failed.
+fn refused(e: &Failure) -> bool {
+    !e.starts_with("io:") && !e.starts_with("no answer")
+}
+
+async fn write_if_newer(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    json: &str,
+    posted_at_ms: u64,
+    px: Option<u64>,
+) -> Result<bool, Failure> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(WRITE_IF_NEWER)
+        .arg(1)
+        .arg(key)
+        .arg(json)
+        .arg(posted_at_ms)
+        .arg(px.map_or(String::new(), |ms| ms.to_string()));
+    call::<i64>(conn, &cmd).await.map(|n| n == 1)
+}
+
 async fn flush_outbox(
     link: &Link,
     keys: &Keys,
@@ -175,33 +237,54 @@ async fn flush_outbox(
             o.message = o.message.take().or(message);
         }
     };
+    let now_ms = unix_ms(SystemTime::now());
     if let Some(doc) = &switch {
-        let json = serde_json::to_string(doc).unwrap_or_default();
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&keys.switch).arg(json);
         let ttl_ms = match (doc.mode.as_str(), doc.expires_at_ms) {
             // A lift is kept an hour: long enough for every instance to
             // see it, short enough not to linger.
             ("auto", _) => Some(3_600_000),
-            (_, Some(at)) => Some(at.saturating_sub(unix_ms(SystemTime::now())).max(1)),
+            (_, Some(at)) => Some(at.saturating_sub(now_ms)),
             (_, None) => None,
         };
-        if let Some(ms) = ttl_ms {
-            cmd.arg("PX").arg(ms);
+        if ttl_ms == Some(0) {
+            // Its TTL ran out while Redis was away: nothing to tell.
+            seen.switch = Some(doc.id.clone());
+        } else {
+            let json = serde_json::to_string(doc).unwrap_or_default();
+            match write_if_newer(conn, &keys.switch, &json, doc.posted_at_ms, ttl_ms).await {
+                Ok(written) => {
+                    if written {
+                        seen.applied = Some(doc.clone());
+                    } else {
+                        tracing::warn!(
+                            id = doc.id,
+                            "fleet: a newer override was posted elsewhere meanwhile; it stands"
+                        );
+                    }
+                    seen.switch = Some(doc.id.clone());
+                }
+                Err(e) if refused(&e) => {
+                    tracing::error!(id = doc.id, error = %e, "fleet: redis refused the override; it applies here only");
+                }
+                Err(e) => {
+                    requeue(switch, message);
+                    return Err(e);
+                }
+            }
         }
-        if let Err(e) = call::<()>(conn, &cmd).await {
-            requeue(switch, message);
-            return Err(e);
-        }
-        seen.switch = Some(doc.id.clone());
     }
     if let Some(doc) = &message {
         let json = serde_json::to_string(doc).unwrap_or_default();
-        if let Err(e) = call::<()>(conn, redis::cmd("SET").arg(&keys.message).arg(json)).await {
-            requeue(None, message);
-            return Err(e);
+        match write_if_newer(conn, &keys.message, &json, doc.posted_at_ms, None).await {
+            Ok(_) => seen.message = Some(doc.id.clone()),
+            Err(e) if refused(&e) => {
+                tracing::error!(id = doc.id, error = %e, "fleet: redis refused the message; it applies here only");
+            }
+            Err(e) => {
+                requeue(None, message);
+                return Err(e);
+            }
         }
-        seen.message = Some(doc.id.clone());
     }
     Ok(())
 }
@@ -209,61 +292,110 @@ async fn flush_outbox(
 /// Reads the fleet's switch and message and applies what is new.
 async fn read_shared(
     shared: &Shared,
+    link: &Link,
     keys: &Keys,
     seen: &mut Seen,
     conn: &mut MultiplexedConnection,
 ) -> Result<(), Failure> {
-    let (switch, message): (Option<String>, Option<String>) = call(
-        conn,
-        redis::cmd("MGET").arg(&keys.switch).arg(&keys.message),
-    )
-    .await?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("GET")
+        .arg(&keys.switch)
+        .cmd("PTTL")
+        .arg(&keys.switch)
+        .cmd("GET")
+        .arg(&keys.message);
+    let (switch, pttl, message): (Option<String>, i64, Option<String>) =
+        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async(conn)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(describe(&e)),
+            Err(_) => return Err(format!("no answer within {CALL_TIMEOUT:?}")),
+        };
+    // A post of ours not yet written is newer than what was just read.
+    let pending = link.outbox.lock().is_ok_and(|o| o.switch.is_some());
     let switch = switch.and_then(|s| serde_json::from_str::<OverrideDoc>(&s).ok());
     match switch {
+        _ if pending => {}
         Some(doc) if seen.switch.as_deref() != Some(doc.id.as_str()) => {
             seen.switch = Some(doc.id.clone());
-            apply_override(shared, &doc);
+            // The end is Redis's own count-down (PTTL), the same for
+            // every instance whatever its clock.
+            let left = (pttl > 0).then(|| Duration::from_millis(pttl as u64));
+            apply_override(shared, &doc, left, seen);
         }
         Some(_) => {}
-        None => {
-            // Gone: expired (each instance's own copy expires at the same
-            // moment) or deleted by hand (lift it here too).
-            if seen.switch.take().is_some()
-                && let Some(o) = shared.override_mode()
-                && o.until
-                    .is_none_or(|u| u > Instant::now() + Duration::from_secs(1))
-            {
-                super::set_override(shared, None, None);
-            }
-        }
+        None => restore(shared, keys, seen, conn).await?,
     }
     if let Some(doc) = message.and_then(|s| serde_json::from_str::<MessageDoc>(&s).ok())
         && seen.message.as_deref() != Some(doc.id.as_str())
     {
         seen.message = Some(doc.id.clone());
-        if doc.text != shared.message() {
-            shared.post_update(&doc.text, doc.stage.as_deref(), doc.signed.as_deref());
-        }
+        shared.post_update(&doc.text, doc.stage.as_deref(), doc.signed.as_deref());
     }
     Ok(())
 }
 
-fn apply_override(shared: &Shared, doc: &OverrideDoc) {
+/// The switch is gone from Redis. Expired: each instance's copy ends at the
+/// same moment by itself. Lost (Redis restarted empty, or evicted it): the
+/// override applied here still stands, and is put back for the others.
+async fn restore(
+    shared: &Shared,
+    keys: &Keys,
+    seen: &mut Seen,
+    conn: &mut MultiplexedConnection,
+) -> Result<(), Failure> {
+    let Some(doc) = seen.applied.clone().filter(|d| d.mode != "auto") else {
+        return Ok(());
+    };
+    let Some(local) = shared.override_mode().filter(|o| is_fleets(o, &doc)) else {
+        return Ok(());
+    };
+    let left = match local.until {
+        Some(u) => match u.checked_duration_since(Instant::now()) {
+            Some(d) if d > Duration::from_millis(50) => Some(d.as_millis() as u64),
+            _ => return Ok(()),
+        },
+        None => None,
+    };
+    let json = serde_json::to_string(&doc).unwrap_or_default();
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(&keys.switch).arg(json).arg("NX");
+    if let Some(ms) = left {
+        cmd.arg("PX").arg(ms);
+    }
+    call::<Option<String>>(conn, &cmd).await?;
+    tracing::warn!(id = doc.id, "fleet: redis had lost the override; put back");
+    Ok(())
+}
+
+/// Whether the local override `o` is the fleet's `doc` (not one set for
+/// this instance only).
+fn is_fleets(o: &Override, doc: &OverrideDoc) -> bool {
+    o.mode.as_str() == doc.mode && o.reason == doc.reason
+}
+
+fn apply_override(shared: &Shared, doc: &OverrideDoc, left: Option<Duration>, seen: &mut Seen) {
     let mode = match doc.mode.as_str() {
         "degraded" => Mode::Degraded,
         "normal" => Mode::Normal,
         _ => {
-            if shared.override_mode().is_some() {
+            // A lift lifts the fleet's override, not one set here alone.
+            let fleets = seen
+                .applied
+                .as_ref()
+                .zip(shared.override_mode())
+                .is_some_and(|(d, o)| is_fleets(&o, d));
+            seen.applied = Some(doc.clone());
+            if fleets {
                 super::set_override(shared, None, None);
             }
             return;
         }
     };
-    let now_ms = unix_ms(SystemTime::now());
-    let until = match doc.expires_at_ms {
-        Some(at) if at <= now_ms => return,
-        Some(at) => Some(Instant::now() + Duration::from_millis(at - now_ms)),
-        None => None,
+    let until = match (doc.expires_at_ms, left) {
+        (Some(_), Some(left)) => Some(Instant::now() + left),
+        // Expired (or about to) as it was read.
+        (Some(_), None) => return,
+        (None, _) => None,
     };
     tracing::warn!(
         mode = doc.mode,
@@ -271,6 +403,7 @@ fn apply_override(shared: &Shared, doc: &OverrideDoc) {
         by = doc.by,
         "fleet: override applied"
     );
+    seen.applied = Some(doc.clone());
     super::set_override(
         shared,
         Some(Override {
@@ -292,46 +425,58 @@ async fn beat(
     conn: &mut MultiplexedConnection,
 ) -> Result<(), Failure> {
     let me = member(shared, &cfg.instance);
-    let ttl = (cfg.heartbeat * 3).as_millis() as u64;
-    call::<()>(
-        conn,
-        redis::cmd("SET")
-            .arg(format!("{}{}", keys.member_prefix, cfg.instance))
-            .arg(serde_json::to_string(&me).unwrap_or_default())
-            .arg("PX")
-            .arg(ttl),
-    )
-    .await?;
-    let mut names: Vec<String> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = call(
-            conn,
-            redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}*", keys.member_prefix))
-                .arg("COUNT")
-                .arg(100),
-        )
-        .await?;
-        names.extend(batch);
-        cursor = next;
-        if cursor == 0 || names.len() > 10_000 {
-            break;
-        }
-    }
-    names.sort();
-    names.dedup();
+    // Three missed beats, and a second more for a slow round: a member
+    // lapses only when it has really stopped.
+    let ttl = (cfg.heartbeat * 3 + Duration::from_secs(1)).as_millis() as u64;
+    let now_ms = unix_ms(SystemTime::now());
+    // Members are found through one sorted set (by last beat), never by
+    // scanning the keyspace of a Redis the site shares with others.
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(format!("{}{}", keys.member_prefix, cfg.instance))
+        .arg(serde_json::to_string(&me).unwrap_or_default())
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .cmd("ZADD")
+        .arg(&keys.members)
+        .arg(now_ms)
+        .arg(&cfg.instance)
+        .ignore()
+        .cmd("ZREMRANGEBYSCORE")
+        .arg(&keys.members)
+        .arg("-inf")
+        .arg(now_ms.saturating_sub(ttl))
+        .ignore()
+        .cmd("ZRANGE")
+        .arg(&keys.members)
+        .arg(0)
+        .arg(-1);
+    let (ids,): (Vec<String>,) =
+        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async(conn)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(describe(&e)),
+            Err(_) => return Err(format!("no answer within {CALL_TIMEOUT:?}")),
+        };
+    let names: Vec<String> = ids
+        .iter()
+        .filter(|id| crate::config::valid_instance(id))
+        .map(|id| format!("{}{id}", keys.member_prefix))
+        .collect();
     let docs: Vec<Option<String>> = if names.is_empty() {
         Vec::new()
     } else {
         call(conn, redis::cmd("MGET").arg(&names)).await?
     };
+    // What another instance wrote is checked before it is shown anywhere.
     let mut members: Vec<Member> = docs
         .into_iter()
         .flatten()
-        .filter_map(|d| serde_json::from_str(&d).ok())
+        .filter_map(|d| serde_json::from_str::<Member>(&d).ok())
+        .filter(|m| {
+            crate::config::valid_instance(&m.id)
+                && matches!(m.mode.as_str(), "normal" | "degraded" | "recovering")
+        })
         .collect();
     if !members.iter().any(|m| m.id == me.id) {
         members.push(me);
@@ -339,7 +484,14 @@ async fn beat(
     members.sort_by(|a, b| a.id.cmp(&b.id));
     metrics::gauge!("lifeboat_fleet_instances").set(members.len() as f64);
     if let Some(total) = cfg.max_inflight {
-        let share = total.div_ceil(members.len().max(1)).max(1);
+        // The limit divided exactly: the first `total % live` instances
+        // (by id) take one slot more, so the shares add up to it.
+        let live = members.len().max(1);
+        let mine = members
+            .iter()
+            .position(|m| m.id == cfg.instance)
+            .unwrap_or(0);
+        let share = (total / live + usize::from(mine < total % live)).max(1);
         shared.admission.set_fleet_share(Some(share));
     }
     if let Ok(mut m) = link.members.lock() {
@@ -372,7 +524,8 @@ async fn ship_journal(
     keys: &Keys,
     conn: &mut MultiplexedConnection,
 ) -> Result<(), Failure> {
-    loop {
+    // A few batches a round: a long backlog must not delay the next beat.
+    for _ in 0..JOURNAL_ROUNDS {
         let batch: Vec<_> = match link.journal.lock() {
             Ok(mut q) => {
                 let n = q.len().min(JOURNAL_BATCH);
@@ -381,7 +534,7 @@ async fn ship_journal(
             Err(_) => return Ok(()),
         };
         if batch.is_empty() {
-            return Ok(());
+            break;
         }
         let mut pipe = redis::pipe();
         for r in &batch {
@@ -407,10 +560,11 @@ async fn ship_journal(
                     }
                 }
                 return Err(match failed {
-                    Ok(Err(e)) => e.to_string(),
+                    Ok(Err(e)) => describe(&e),
                     _ => format!("no answer within {CALL_TIMEOUT:?}"),
                 });
             }
         }
     }
+    Ok(())
 }

@@ -29,6 +29,26 @@ pub const WINDOW: usize = 300;
 /// The page: HTML, CSS and script in one file, embedded in the binary.
 pub const PAGE: &str = include_str!("page.html");
 
+/// The page's Content-Security-Policy: its one script allowed by its hash
+/// (no other inline script can run, whatever a page shows), styles inline,
+/// fetches to this listener only, no framing.
+pub fn csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let script = PAGE
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map_or("", |(script, _)| script);
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src data:; frame-ancestors 'none'"
+        )
+    })
+}
+
 /// One second of the live view. Rates are per second.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Point {

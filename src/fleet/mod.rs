@@ -50,6 +50,10 @@ pub struct OverrideDoc {
     pub expires_at_ms: Option<u64>,
     /// The instance it was posted to.
     pub by: String,
+    /// When it was posted, ms since the epoch: of two posts, the later one
+    /// stands, even if the earlier reaches Redis last.
+    #[serde(default)]
+    pub posted_at_ms: u64,
 }
 
 /// The visitors' message, as stored for the fleet.
@@ -67,6 +71,10 @@ pub struct MessageDoc {
     pub signed: Option<String>,
     /// The instance it was posted to.
     pub by: String,
+    /// When it was posted, ms since the epoch: of two posts, the later one
+    /// stands, even if the earlier reaches Redis last.
+    #[serde(default)]
+    pub posted_at_ms: u64,
 }
 
 /// One instance as its heartbeat describes it.

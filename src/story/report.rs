@@ -130,6 +130,18 @@ fn describe(e: &Event) -> String {
     }
 }
 
+/// An action line saying `what`, written within a few seconds before `at`:
+/// the same fleet-wide action journaled by another instance (one that is
+/// posted again later is a new action).
+fn same_action(line: &str, what: &str, at: &str) -> bool {
+    let when = line.split(" — ").next().and_then(parse_time);
+    line.ends_with(what)
+        && when.zip(parse_time(at)).is_some_and(|(a, b)| {
+            let apart = b.duration_since(a).unwrap_or_else(|e| e.duration());
+            apart <= Duration::from_secs(5)
+        })
+}
+
 /// Operator actions this close before an episode opened belong to it: an
 /// override and a message are posted a moment before the mode changes.
 const LEAD_IN: Duration = Duration::from_secs(60);
@@ -282,7 +294,10 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                         // instance that applied it: one line says it.
                         let what = describe(&r.event);
                         let said = r.instance.is_some()
-                            && ep.operator_actions.iter().any(|a| a.ends_with(&what));
+                            && ep
+                                .operator_actions
+                                .iter()
+                                .any(|a| same_action(a, &what, &r.at));
                         if !said {
                             ep.operator_actions.push(line.clone());
                         }
@@ -291,7 +306,7 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
                     None if r.instance.is_some()
                         && lead_in
                             .iter()
-                            .any(|(_, l)| l.ends_with(&describe(&r.event))) => {}
+                            .any(|(_, l)| same_action(l, &describe(&r.event), &r.at)) => {}
                     None => {
                         lead_in.push((parse_time(&r.at), line));
                         if lead_in.len() > 32 {
@@ -303,6 +318,20 @@ pub fn episodes(records: &[Record], since: Option<SystemTime>) -> Vec<Episode> {
             Event::Started { .. } | Event::Stopped => {
                 if let Some(ep) = current.as_mut() {
                     ep.timeline.push(line);
+                }
+                // A fleet's instance that stops (or starts again) leaves
+                // the episode: its last mode no longer counts.
+                if r.instance.is_some() && modes.remove(&instance).is_some() {
+                    let all_normal = modes.values().all(|m| m == "normal");
+                    if all_normal && let Some(mut ep) = current.take() {
+                        ep.end = Some(r.at.clone());
+                        ep.duration_s = parse_time(&ep.start)
+                            .zip(parse_time(&r.at))
+                            .and_then(|(a, b)| b.duration_since(a).ok())
+                            .map(|d| d.as_secs_f64());
+                        out.push(ep);
+                        just_ended = true;
+                    }
                 }
             }
         }

@@ -176,3 +176,45 @@ fn a_fleet_is_one_episode_from_the_first_degrade_to_the_last_recovery() {
     );
     assert!(md.contains("— [b] mode recovering → normal"), "{md}");
 }
+
+#[test]
+fn an_instance_that_stops_while_degraded_does_not_hold_the_episode_open() {
+    let records = vec![
+        on("a", 0, changed("normal", "degraded", "queue wait")),
+        on("b", 10, changed("normal", "degraded", "queue wait")),
+        // a is killed mid-incident (a rolling deploy): it never recovers.
+        on("a", 2_000, Event::Stopped),
+        on(
+            "b",
+            9_000,
+            changed("degraded", "normal", "ramp of 5s completed"),
+        ),
+        on("b", 20_000, changed("normal", "degraded", "queue wait")),
+    ];
+    let eps = episodes(&records, None);
+    assert_eq!(eps.len(), 2, "{eps:#?}");
+    assert_eq!(eps[0].end.as_deref(), Some(records[3].at.as_str()));
+    assert_eq!(eps[1].start, records[4].at);
+}
+
+#[test]
+fn an_action_posted_again_later_is_a_new_action() {
+    let message = |text: &str| Event::Message {
+        text: text.into(),
+        stage: None,
+        signed: None,
+    };
+    let records = vec![
+        on("a", 0, changed("normal", "degraded", "queue wait")),
+        on("a", 1_000, message("Mirrors coming.")),
+        on("b", 1_050, message("Mirrors coming.")),
+        on("a", 60_000, message("Mirrors coming.")),
+    ];
+    let eps = episodes(&records, None);
+    assert_eq!(
+        eps[0].operator_actions.len(),
+        2,
+        "{:?}",
+        eps[0].operator_actions
+    );
+}

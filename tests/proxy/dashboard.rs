@@ -104,6 +104,9 @@ async fn the_page_is_one_self_contained_file_that_cannot_be_framed() {
             .to_string();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert!(csp.contains("connect-src 'self'"), "{csp}");
+        // Its one script runs by its hash: no other inline script could.
+        assert!(csp.contains("script-src 'sha256-"), "{csp}");
+        assert!(!csp.contains("script-src 'unsafe-inline'"), "{csp}");
         let page = r.text().await.unwrap();
         assert!(page.len() < 32 * 1024, "{} bytes", page.len());
         // Nothing is fetched from elsewhere: no CDN, no font service.
@@ -428,4 +431,39 @@ async fn in_a_browser_the_charts_draw_and_move_and_the_buttons_act() {
 
     let png = browser.screenshot(false).await;
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+}
+
+#[tokio::test]
+async fn another_sites_page_may_not_act_and_a_ttl_is_at_most_a_year() {
+    let origin = TestOrigin::start().await;
+    let (lb, _dir) = start(&origin).await;
+    let admin = lb.admin.unwrap();
+    let post = |origin_header: Option<String>, body: serde_json::Value| {
+        let mut r = client()
+            .post(format!("http://{admin}/mode"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .json(&body);
+        if let Some(o) = origin_header {
+            r = r.header("origin", o);
+        }
+        async move { r.send().await.unwrap().status() }
+    };
+    let degraded = serde_json::json!({ "mode": "degraded", "ttl": "1m" });
+    // A page elsewhere, even with the token in hand (the browser adds its
+    // Origin): refused, nothing changes.
+    assert_eq!(
+        post(Some("http://evil.example".into()), degraded.clone()).await,
+        403
+    );
+    assert!(lb.shared.override_mode().is_none());
+    // The dashboard itself (same origin) and curl (no Origin) may.
+    assert_eq!(
+        post(Some(format!("http://{admin}")), degraded.clone()).await,
+        200
+    );
+    assert_eq!(post(None, serde_json::json!({ "mode": "auto" })).await, 200);
+    // A TTL of years is a typo.
+    let years = serde_json::json!({ "mode": "degraded", "ttl": "300years" });
+    assert_eq!(post(None, years).await, 400);
+    assert!(lb.shared.override_mode().is_none());
 }

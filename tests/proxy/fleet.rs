@@ -236,6 +236,13 @@ async fn one_switch_and_one_message_reach_every_instance_within_a_second() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(a.shared.override_mode().is_none() && c.shared.override_mode().is_none());
     assert!(b.shared.override_mode().is_some());
+    // And the fleet's own lift leaves it alone: it is not the fleet's.
+    admin_post(&a, "/mode", json!({"mode": "auto"})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        b.shared.override_mode().map(|o| o.reason),
+        Some("just b".to_string())
+    );
 
     // Every record says who wrote it, and the fleet's stream has them all.
     let mut conn = redis.conn().await.unwrap();
@@ -684,4 +691,49 @@ async fn a_redis_that_never_answers_leaves_an_instance_alone_and_its_password_un
     // The operator can still act on it.
     admin_post(&a, "/mode", json!({"mode": "degraded", "reason": "alone"})).await;
     assert_eq!(a.shared.override_mode().unwrap().reason, "alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_comes_back_empty_does_not_lift_the_fleets_override() {
+    let Some(mut redis) = Redis::start().await else {
+        return;
+    };
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, &redis, "a").await;
+    let b = member(&origin, &redis, "b").await;
+    fleet_of(&a, 2).await;
+    admin_post(
+        &a,
+        "/mode",
+        json!({"mode": "degraded", "reason": "until lifted"}),
+    )
+    .await;
+    within(Duration::from_secs(1), "b has it", || {
+        b.shared.override_mode().is_some()
+    })
+    .await;
+    // Redis restarts with nothing in it (no persistence, or an eviction).
+    redis.kill();
+    redis.restart().await;
+    fleet_of(&a, 2).await;
+    fleet_of(&b, 2).await;
+    for lb in [&a, &b] {
+        assert_eq!(
+            lb.shared.override_mode().map(|o| o.reason),
+            Some("until lifted".to_string()),
+            "an empty Redis lifted the override"
+        );
+    }
+    // And it is put back for whoever starts next.
+    let c = member(&origin, &redis, "c").await;
+    within(
+        Duration::from_secs(2),
+        "c takes the override put back",
+        || {
+            c.shared
+                .override_mode()
+                .is_some_and(|o| o.reason == "until lifted")
+        },
+    )
+    .await;
 }
