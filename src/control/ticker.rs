@@ -161,6 +161,7 @@ impl Reporter {
         shared.render_status(Numbers {
             origin_servers: servers.len(),
             origin_servers_in_rotation: servers.iter().filter(|s| s.state == "in-rotation").count(),
+            origin_server_states: servers.iter().map(|s| s.state).collect(),
             requests_per_s: d.requests.iter().sum::<u64>() as f64 / span as f64,
             shed_per_s: d.shed.iter().sum::<u64>() as f64 / span as f64,
             window_s: span,

@@ -44,6 +44,9 @@ pub struct Numbers {
     pub origin_servers: usize,
     /// Of those, in rotation.
     pub origin_servers_in_rotation: usize,
+    /// Each server's state (`in-rotation` or `ejected`), in the config's
+    /// order: the state of every server, without naming any.
+    pub origin_server_states: Vec<&'static str>,
     /// Seconds the rates are averaged over.
     pub window_s: u64,
     /// With a fleet: how many instances there are and how many are

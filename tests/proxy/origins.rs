@@ -335,6 +335,15 @@ async fn each_server_is_shown_in_metrics_mode_config_and_status() {
     loop {
         let numbers = crate::support::json_of(&status).await["numbers"].clone();
         if numbers["origin_servers"] == 2 && numbers["origin_servers_in_rotation"] == 1 {
+            // Each server's state, in the config's order, and no address
+            // on the public page.
+            let states = numbers["origin_server_states"].to_string();
+            assert!(
+                states == r#"["ejected","in-rotation"]"#
+                    || states == r#"["in-rotation","ejected"]"#,
+                "{numbers}"
+            );
+            assert!(!numbers.to_string().contains("127.0.0.1"), "{numbers}");
             break;
         }
         assert!(
