@@ -215,7 +215,7 @@ where
             let (ttfb, status) = (started.elapsed(), resp.status());
             if let Some(slot) = slot {
                 slot.learn_from(class, ttfb, status, has_body);
-                held.also = Some(Box::new(slot));
+                held.server = Some(slot.into_count());
             }
             a.answered(Answered {
                 class,

@@ -166,7 +166,7 @@ impl Gateway {
                 let status = forwarded.response.status();
                 let server = forwarded.server;
                 server.learn_from(class, ttfb, status, has_body);
-                held.also = Some(Box::new(server));
+                held.server = Some(server.into_count());
                 exchange.hold(held);
                 admission.answered(Answered {
                     class,

@@ -51,9 +51,26 @@ pub struct Held {
     pub primary: Option<Permit>,
     /// A slot at the origin.
     pub origin: Option<Permit>,
-    /// Whatever else the request holds until it ends (the forwarder's
-    /// count at the server it was sent to); released when dropped.
-    pub also: Option<Box<dyn Send + Sync>>,
+    /// The request counted at the server it was sent to.
+    pub server: Option<Count>,
+}
+
+/// One unit held in a shared counter (requests at a server): entered now,
+/// left when dropped. Admission holds it without knowing whose it is.
+pub struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Count {
+    /// Enters `counter`; the count, and the counter's value with it.
+    pub fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> (Count, usize) {
+        let now = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        (Count(counter.clone()), now)
+    }
+}
+
+impl Drop for Count {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Outcome counts since start, per class and per shed reason (relaxed

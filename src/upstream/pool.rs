@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 use super::outlier::{Health, State};
+use crate::admission::Count;
 use crate::admission::{ServerLearn, ServerStep};
 use crate::config::{self, Config};
 
@@ -31,7 +32,7 @@ pub struct Server {
     /// How to reach it.
     pub config: config::Server,
     weight: AtomicU32,
-    inflight: AtomicUsize,
+    inflight: Arc<AtomicUsize>,
     peak: AtomicUsize,
     /// Its learned (or pinned) limit and its samples.
     pub learn: ServerLearn,
@@ -51,7 +52,7 @@ impl Server {
             name: server.name(),
             config: server.clone(),
             weight: AtomicU32::new(server.weight),
-            inflight: AtomicUsize::new(0),
+            inflight: Arc::default(),
             peak: AtomicUsize::new(0),
             learn: ServerLearn::new(config),
             health: Health::default(),
@@ -75,18 +76,26 @@ impl Server {
 /// A request counted at its server; released when dropped.
 pub struct ServerSlot {
     server: Arc<Server>,
+    count: Count,
     depth: usize,
 }
 
 impl ServerSlot {
     /// Counts a request in at `server`.
     pub fn new(server: &Arc<Server>) -> Self {
-        let depth = server.inflight.fetch_add(1, Relaxed) + 1;
+        let (count, depth) = Count::enter(&server.inflight);
         server.peak.fetch_max(depth, Relaxed);
         ServerSlot {
             server: server.clone(),
+            count,
             depth,
         }
+    }
+
+    /// The count alone, for the request to hold until it ends (once the
+    /// answer has taught the learner what it may).
+    pub fn into_count(self) -> Count {
+        self.count
     }
 
     /// Requests at the server when this one was sent, itself included.
@@ -113,12 +122,6 @@ impl ServerSlot {
         if status.is_success() && !has_body {
             self.server.learn.samples.record(class, ttfb, self.depth);
         }
-    }
-}
-
-impl Drop for ServerSlot {
-    fn drop(&mut self) {
-        self.server.inflight.fetch_sub(1, Relaxed);
     }
 }
 
