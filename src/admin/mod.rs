@@ -453,7 +453,7 @@ fn set_mode(shared: &Shared, m: ModeRequest) -> Resp {
 /// a fleet of this one instance.
 pub fn fleet_json(shared: &Shared) -> serde_json::Value {
     let Some(link) = &shared.fleet else {
-        let me = crate::control::fleet_link::member(shared, "this instance");
+        let me = crate::control::member(shared, "this instance");
         return json!({
             "configured": false,
             "connected": false,
@@ -464,7 +464,7 @@ pub fn fleet_json(shared: &Shared) -> serde_json::Value {
     let mut members = link.members();
     if members.is_empty() {
         // Redis unreachable: this instance is all it knows of.
-        members.push(crate::control::fleet_link::member(shared, &link.instance));
+        members.push(crate::control::member(shared, &link.instance));
     }
     json!({
         "configured": true,

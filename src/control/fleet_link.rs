@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::admission::Mode;
 use crate::config::Fleet;
 use crate::dashboard::unix_ms;
-use crate::fleet::{Link, Member, MessageDoc, OverrideDoc, STREAM_MAX};
+use crate::fleet::{Link, MessageDoc, OverrideDoc};
 use crate::runtime::{Override, Shared};
 
 /// A Redis call that takes longer than this counts as a failure: a slow
@@ -26,14 +26,10 @@ const POLL: Duration = Duration::from_millis(200);
 /// Reconnection backoff, doubling between these.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Journal records shipped per batch, at most.
-const JOURNAL_BATCH: usize = 256;
-/// Batches per round, at most.
-const JOURNAL_ROUNDS: usize = 4;
 
-type Failure = String;
+pub(super) type Failure = String;
 
-async fn call<T: redis::FromRedisValue>(
+pub(super) async fn call<T: redis::FromRedisValue>(
     conn: &mut MultiplexedConnection,
     cmd: &redis::Cmd,
 ) -> Result<T, Failure> {
@@ -46,11 +42,23 @@ async fn call<T: redis::FromRedisValue>(
 
 /// An error as the link says it: `io: …` when the connection failed (try
 /// again on a new one), Redis's own words when it refused the command.
-fn describe(e: &redis::RedisError) -> Failure {
+pub(super) fn describe(e: &redis::RedisError) -> Failure {
     if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
         format!("io: {e}")
     } else {
         e.to_string()
+    }
+}
+
+/// A pipeline under the same deadline as one call.
+pub(super) async fn query<T: redis::FromRedisValue>(
+    conn: &mut MultiplexedConnection,
+    pipe: &redis::Pipeline,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<T>(conn)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!("no answer within {CALL_TIMEOUT:?}")),
     }
 }
 
@@ -123,12 +131,12 @@ pub async fn run(shared: Arc<Shared>, link: Arc<Link>, cfg: Fleet) {
     }
 }
 
-struct Keys {
+pub(super) struct Keys {
     switch: String,
     message: String,
-    member_prefix: String,
-    members: String,
-    journal: String,
+    pub(super) member_prefix: String,
+    pub(super) members: String,
+    pub(super) journal: String,
 }
 
 impl Keys {
@@ -164,11 +172,11 @@ async fn connected(
         }
         if last_beat.is_none_or(|t| t.elapsed() >= cfg.heartbeat) {
             last_beat = Some(Instant::now());
-            if let Err(e) = beat(shared, link, cfg, keys, conn).await {
+            if let Err(e) = super::fleet_beat::beat(shared, link, cfg, keys, conn).await {
                 return e;
             }
         }
-        if let Err(e) = ship_journal(link, keys, conn).await {
+        if let Err(e) = super::fleet_beat::ship_journal(link, keys, conn).await {
             return e;
         }
         tokio::select! {
@@ -304,12 +312,7 @@ async fn read_shared(
         .arg(&keys.switch)
         .cmd("GET")
         .arg(&keys.message);
-    let (switch, pttl, message): (Option<String>, i64, Option<String>) =
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async(conn)).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(describe(&e)),
-            Err(_) => return Err(format!("no answer within {CALL_TIMEOUT:?}")),
-        };
+    let (switch, pttl, message): (Option<String>, i64, Option<String>) = query(conn, &pipe).await?;
     // A post of ours not yet written is newer than what was just read.
     let pending = link.outbox.lock().is_ok_and(|o| o.switch.is_some());
     let switch = switch.and_then(|s| serde_json::from_str::<OverrideDoc>(&s).ok());
@@ -413,158 +416,4 @@ fn apply_override(shared: &Shared, doc: &OverrideDoc, left: Option<Duration>, se
         }),
         doc.ttl.clone(),
     );
-}
-
-/// Says this instance is alive, reads who else is, and divides a fleet
-/// limit among them.
-async fn beat(
-    shared: &Shared,
-    link: &Link,
-    cfg: &Fleet,
-    keys: &Keys,
-    conn: &mut MultiplexedConnection,
-) -> Result<(), Failure> {
-    let me = member(shared, &cfg.instance);
-    // Three missed beats, and a second more for a slow round: a member
-    // lapses only when it has really stopped.
-    let ttl = (cfg.heartbeat * 3 + Duration::from_secs(1)).as_millis() as u64;
-    let now_ms = unix_ms(SystemTime::now());
-    // Members are found through one sorted set (by last beat), never by
-    // scanning the keyspace of a Redis the site shares with others.
-    let mut pipe = redis::pipe();
-    pipe.cmd("SET")
-        .arg(format!("{}{}", keys.member_prefix, cfg.instance))
-        .arg(serde_json::to_string(&me).unwrap_or_default())
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .cmd("ZADD")
-        .arg(&keys.members)
-        .arg(now_ms)
-        .arg(&cfg.instance)
-        .ignore()
-        .cmd("ZREMRANGEBYSCORE")
-        .arg(&keys.members)
-        .arg("-inf")
-        .arg(now_ms.saturating_sub(ttl))
-        .ignore()
-        .cmd("ZRANGE")
-        .arg(&keys.members)
-        .arg(0)
-        .arg(-1);
-    let (ids,): (Vec<String>,) =
-        match tokio::time::timeout(CALL_TIMEOUT, pipe.query_async(conn)).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(describe(&e)),
-            Err(_) => return Err(format!("no answer within {CALL_TIMEOUT:?}")),
-        };
-    let names: Vec<String> = ids
-        .iter()
-        .filter(|id| crate::config::valid_instance(id))
-        .map(|id| format!("{}{id}", keys.member_prefix))
-        .collect();
-    let docs: Vec<Option<String>> = if names.is_empty() {
-        Vec::new()
-    } else {
-        call(conn, redis::cmd("MGET").arg(&names)).await?
-    };
-    // What another instance wrote is checked before it is shown anywhere.
-    let mut members: Vec<Member> = docs
-        .into_iter()
-        .flatten()
-        .filter_map(|d| serde_json::from_str::<Member>(&d).ok())
-        .filter(|m| {
-            crate::config::valid_instance(&m.id)
-                && matches!(m.mode.as_str(), "normal" | "degraded" | "recovering")
-        })
-        .collect();
-    if !members.iter().any(|m| m.id == me.id) {
-        members.push(me);
-    }
-    members.sort_by(|a, b| a.id.cmp(&b.id));
-    metrics::gauge!("lifeboat_fleet_instances").set(members.len() as f64);
-    if let Some(total) = cfg.max_inflight {
-        // The limit divided exactly: the first `total % live` instances
-        // (by id) take one slot more, so the shares add up to it.
-        let live = members.len().max(1);
-        let mine = members
-            .iter()
-            .position(|m| m.id == cfg.instance)
-            .unwrap_or(0);
-        let share = (total / live + usize::from(mine < total % live)).max(1);
-        shared.admission.set_fleet_share(Some(share));
-    }
-    if let Ok(mut m) = link.members.lock() {
-        *m = members;
-    }
-    Ok(())
-}
-
-/// This instance as its heartbeat describes it.
-pub fn member(shared: &Shared, id: &str) -> Member {
-    let a = &shared.admission;
-    let capacity = a.capacity();
-    let last = shared.live.latest();
-    Member {
-        id: id.to_string(),
-        mode: a.view().mode.as_str().to_string(),
-        since: humantime::format_rfc3339_seconds(a.since()).to_string(),
-        limit: capacity.limit,
-        learned: capacity.learned,
-        inflight: a.inflight.total(),
-        offered_per_s: last.as_ref().map_or(0.0, |p| p.offered),
-        shed_per_s: last.map_or(0.0, |p| p.shed.values().sum()),
-        at_ms: unix_ms(SystemTime::now()),
-    }
-}
-
-/// Ships queued journal records to the fleet's stream.
-async fn ship_journal(
-    link: &Link,
-    keys: &Keys,
-    conn: &mut MultiplexedConnection,
-) -> Result<(), Failure> {
-    // A few batches a round: a long backlog must not delay the next beat.
-    for _ in 0..JOURNAL_ROUNDS {
-        let batch: Vec<_> = match link.journal.lock() {
-            Ok(mut q) => {
-                let n = q.len().min(JOURNAL_BATCH);
-                q.drain(..n).collect()
-            }
-            Err(_) => return Ok(()),
-        };
-        if batch.is_empty() {
-            break;
-        }
-        let mut pipe = redis::pipe();
-        for r in &batch {
-            pipe.cmd("XADD")
-                .arg(&keys.journal)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAX)
-                .arg("*")
-                .arg("r")
-                .arg(serde_json::to_string(r).unwrap_or_default())
-                .ignore();
-        }
-        let sent = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(conn)).await;
-        match sent {
-            Ok(Ok(())) => {}
-            failed => {
-                // Put them back in front, in order: the next connection
-                // sends them.
-                if let Ok(mut q) = link.journal.lock() {
-                    for r in batch.into_iter().rev() {
-                        q.push_front(r);
-                    }
-                }
-                return Err(match failed {
-                    Ok(Err(e)) => describe(&e),
-                    _ => format!("no answer within {CALL_TIMEOUT:?}"),
-                });
-            }
-        }
-    }
-    Ok(())
 }

@@ -6,12 +6,15 @@
 //! They sit above `runtime` (they read and write `Shared`); nothing below
 //! calls up into them.
 
+mod fleet_beat;
 pub mod fleet_link;
 pub mod origins;
 mod sampler;
 pub mod ticker;
 
 use std::sync::Arc;
+
+pub use fleet_beat::member;
 
 use crate::runtime::{Override, Shared};
 
