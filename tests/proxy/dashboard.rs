@@ -59,17 +59,8 @@ async fn start(origin: &TestOrigin) -> (Running, tempfile::TempDir) {
 }
 
 async fn data(lb: &Running, after: u64) -> Value {
-    client()
-        .get(format!(
-            "http://{}/dashboard/data?after={after}",
-            lb.admin.unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let admin = lb.admin.unwrap();
+    crate::support::json_of(format!("http://{admin}/dashboard/data?after={after}")).await
 }
 
 /// Polls the data endpoint until `ok` holds for it (10 s at most).

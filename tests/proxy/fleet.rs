@@ -26,14 +26,17 @@ async fn member(origin: &TestOrigin, redis: &Redis, id: &str) -> Running {
 }
 
 async fn admin_get(lb: &Running, path: &str) -> Value {
-    client()
-        .get(format!("http://{}{path}", lb.admin.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::support::json_of(format!("http://{}{path}", lb.admin.unwrap())).await
+}
+
+/// An origin and two instances, `a` and `b`, sharing `redis`, once each
+/// knows the other.
+async fn pair(redis: &Redis) -> (TestOrigin, Running, Running) {
+    let origin = TestOrigin::start().await;
+    let a = member(&origin, redis, "a").await;
+    let b = member(&origin, redis, "b").await;
+    fleet_of(&a, 2).await;
+    (origin, a, b)
 }
 
 async fn admin_post(lb: &Running, path: &str, body: Value) -> Value {
@@ -297,10 +300,7 @@ async fn a_ttl_ends_everywhere_at_once_and_is_not_taken_up_after() {
     let Some(redis) = Redis::start().await else {
         return;
     };
-    let origin = TestOrigin::start().await;
-    let a = member(&origin, &redis, "a").await;
-    let b = member(&origin, &redis, "b").await;
-    fleet_of(&a, 2).await;
+    let (origin, a, b) = pair(&redis).await;
     admin_post(
         &a,
         "/mode",
@@ -363,10 +363,7 @@ async fn redis_lost_under_load_costs_no_request_and_loses_no_message() {
     let Some(mut redis) = Redis::start().await else {
         return;
     };
-    let origin = TestOrigin::start().await;
-    let a = member(&origin, &redis, "a").await;
-    let b = member(&origin, &redis, "b").await;
-    fleet_of(&a, 2).await;
+    let (_origin, a, b) = pair(&redis).await;
 
     // Traffic through a the whole time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -698,10 +695,7 @@ async fn a_redis_that_comes_back_empty_does_not_lift_the_fleets_override() {
     let Some(mut redis) = Redis::start().await else {
         return;
     };
-    let origin = TestOrigin::start().await;
-    let a = member(&origin, &redis, "a").await;
-    let b = member(&origin, &redis, "b").await;
-    fleet_of(&a, 2).await;
+    let (origin, a, b) = pair(&redis).await;
     admin_post(
         &a,
         "/mode",
