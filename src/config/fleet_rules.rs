@@ -1,4 +1,4 @@
-//! Validation of `[fleet]`: the Redis the instances share, who this one
+//! `[fleet]` and its validation: the Redis the instances share, who this one
 //! is, and the origin limit the fleet divides.
 
 use std::time::Duration;
@@ -7,7 +7,40 @@ use toml::Spanned;
 
 use super::raw::RawFleet;
 use super::validate::Ctx;
-use super::{ConfigError, Fleet, OriginLimit};
+use super::{ConfigError, OriginLimit};
+
+/// `[fleet]`: several lifeboats that act as one, over Redis. Fixed at start.
+#[derive(Clone, PartialEq)]
+pub struct Fleet {
+    /// `redis://host:port[/db]`, perhaps with a password.
+    pub redis: String,
+    /// This instance's id in the fleet.
+    pub instance: String,
+    /// Prefix of every key lifeboat uses.
+    pub prefix: String,
+    /// How often this instance says it is alive (its record lives 3 times
+    /// as long).
+    pub heartbeat: Duration,
+    /// The origin limit for the whole fleet, divided among live instances.
+    pub max_inflight: Option<usize>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A password in the URL stays out of `GET /config` and the logs.
+        let redis = match self.redis.split_once('@') {
+            Some((_, host)) => format!("redis://REDACTED@{host}"),
+            None => self.redis.clone(),
+        };
+        f.debug_struct("Fleet")
+            .field("redis", &redis)
+            .field("instance", &self.instance)
+            .field("prefix", &self.prefix)
+            .field("heartbeat", &self.heartbeat)
+            .field("max_inflight", &self.max_inflight)
+            .finish()
+    }
+}
 
 /// Instances say they are alive once a second ...
 const HEARTBEAT: Duration = Duration::from_secs(1);

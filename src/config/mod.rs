@@ -19,7 +19,7 @@ pub mod startup;
 pub mod webhook;
 
 pub use control_rules::SUMMARY_FOR;
-pub use fleet_rules::valid_instance;
+pub use fleet_rules::{Fleet, valid_instance};
 pub mod units;
 mod validate;
 
@@ -67,39 +67,6 @@ pub struct Config {
     pub reload: Reload,
     /// The fleet's shared state (`None`: this instance is alone).
     pub fleet: Option<Fleet>,
-}
-
-/// `[fleet]`: several lifeboats that act as one, over Redis. Fixed at start.
-#[derive(Clone, PartialEq)]
-pub struct Fleet {
-    /// `redis://host:port[/db]`, perhaps with a password.
-    pub redis: String,
-    /// This instance's id in the fleet.
-    pub instance: String,
-    /// Prefix of every key lifeboat uses.
-    pub prefix: String,
-    /// How often this instance says it is alive (its record lives 3 times
-    /// as long).
-    pub heartbeat: Duration,
-    /// The origin limit for the whole fleet, divided among live instances.
-    pub max_inflight: Option<usize>,
-}
-
-impl std::fmt::Debug for Fleet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A password in the URL stays out of `GET /config` and the logs.
-        let redis = match self.redis.split_once('@') {
-            Some((_, host)) => format!("redis://REDACTED@{host}"),
-            None => self.redis.clone(),
-        };
-        f.debug_struct("Fleet")
-            .field("redis", &redis)
-            .field("instance", &self.instance)
-            .field("prefix", &self.prefix)
-            .field("heartbeat", &self.heartbeat)
-            .field("max_inflight", &self.max_inflight)
-            .finish()
-    }
 }
 
 /// Public listeners: plain HTTP (h1 and h2c) and/or HTTPS (h1 and h2 by ALPN).
