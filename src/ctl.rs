@@ -255,8 +255,8 @@ fn describe_fleet(v: &Value) -> String {
             "\n{:<16}  {:<10}  {:>5}  {:>9}  {:>9.0}  {:>6.0}",
             m["id"].as_str().unwrap_or("?"),
             m["mode"].as_str().unwrap_or("?"),
-            m["limit"],
-            m["inflight"],
+            m["limit"].as_u64().unwrap_or(0),
+            m["inflight"].as_u64().unwrap_or(0),
             m["offered_per_s"].as_f64().unwrap_or(0.0),
             m["shed_per_s"].as_f64().unwrap_or(0.0)
         );

@@ -110,7 +110,8 @@ pub fn member(shared: &Shared, id: &str) -> Member {
         learned: capacity.learned,
         inflight: a.inflight.total(),
         offered_per_s: last.as_ref().map_or(0.0, |p| p.offered),
-        shed_per_s: last.map_or(0.0, |p| p.shed.values().sum()),
+        // Summed from +0.0: an empty sum of floats is -0.0, shown "-0".
+        shed_per_s: last.map_or(0.0, |p| p.shed.values().fold(0.0, |a, b| a + b)),
         at_ms: unix_ms(SystemTime::now()),
     }
 }

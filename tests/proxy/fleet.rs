@@ -547,6 +547,16 @@ async fn one_ctl_command_flips_the_whole_fleet() {
         assert!(tokio::time::Instant::now() < deadline, "{out}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // A table: every row as wide as its header, numbers in their columns,
+    // no "-0" for nothing shed.
+    let header = table.lines().nth(1).unwrap();
+    assert!(header.starts_with("instance "), "{table}");
+    for row in table.lines().skip(2) {
+        assert_eq!(row.len(), header.len(), "{table}");
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert!(cells[2].parse::<u64>().is_ok(), "{table}");
+    }
+    assert!(!table.contains("-0"), "{table}");
     assert!(
         table
             .lines()
