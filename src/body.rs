@@ -61,12 +61,12 @@ impl Rate {
     }
 }
 
-/// An `Incoming` body that fails if no frame arrives within `timeout`, or,
-/// with a [`MinRate`], if it arrives slower than that. The timer is
-/// created only when a read actually has to wait.
+/// A body that fails if no frame arrives within `timeout`, or, with a
+/// [`MinRate`], if it arrives slower than that. The timer is created only
+/// when a read actually has to wait.
 pub struct IdleBody {
     /// `None`: no body at all (a retried or a health-check request).
-    inner: Option<Incoming>,
+    inner: Option<Source>,
     timeout: Duration,
     last_progress: Instant,
     timer: Option<Pin<Box<Sleep>>>,
@@ -78,11 +78,70 @@ pub struct IdleBody {
 /// The client's request body as sent to the origin.
 pub type RequestBody = IdleBody;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where an [`IdleBody`]'s frames come from: hyper's own body as it is (the
+/// proxy's case, no allocation), or any other body, boxed (a service
+/// driving the pipeline without a socket).
+enum Source {
+    Incoming(Incoming),
+    Other(Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>),
+}
+
+impl Source {
+    fn of<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut body = Some(body);
+        match (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Incoming>>() {
+            Some(incoming) => Source::Incoming(incoming.take().expect("just put there")),
+            None => Source::Other(Box::pin(
+                http_body_util::BodyExt::map_err(body.expect("not taken"), Into::into),
+            )),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Incoming(b) => b.is_end_stream(),
+            Source::Other(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Source::Incoming(b) => b.size_hint(),
+            Source::Other(b) => b.size_hint(),
+        }
+    }
+
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self {
+            Source::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BodyError::from))),
+            Source::Other(b) => b
+                .as_mut()
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BodyError::Other))),
+        }
+    }
+}
+
 impl IdleBody {
     /// Wraps `inner`; the idle clock starts now.
-    pub fn new(inner: Incoming, timeout: Duration) -> Self {
+    pub fn new<B>(inner: B, timeout: Duration) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         IdleBody {
-            inner: Some(inner),
+            inner: Some(Source::of(inner)),
             timeout,
             last_progress: Instant::now(),
             timer: None,
@@ -135,7 +194,7 @@ impl Body for IdleBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(&mut *inner).poll_frame(cx) {
+        match inner.poll_frame(cx) {
             Poll::Ready(frame) => {
                 let now = Instant::now();
                 this.last_progress = now;
@@ -151,7 +210,7 @@ impl Body for IdleBody {
                 {
                     end.ended();
                 }
-                Poll::Ready(frame.map(|f| f.map_err(BodyError::from)))
+                Poll::Ready(frame)
             }
             Poll::Pending => {
                 let idle = this.last_progress + this.timeout;
@@ -173,13 +232,13 @@ impl Body for IdleBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        self.inner.as_ref().is_none_or(Source::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), Source::size_hint)
     }
 }
 

@@ -13,6 +13,7 @@
 //! image never comes near it; a client that cancels most of what it asks
 //! for is not a browser.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
 use tokio::sync::Notify;
@@ -32,10 +33,10 @@ pub struct Cancels {
 impl Cancels {
     /// Counts a request in; the returned guard counts it as cancelled if it
     /// is dropped before [`Answer::answered`].
-    pub fn begin(&self) -> Answer<'_> {
+    pub fn begin(self: &Arc<Self>) -> Answer {
         self.requests.fetch_add(1, Relaxed);
         Answer {
-            cancels: self,
+            cancels: self.clone(),
             answered: false,
         }
     }
@@ -66,12 +67,12 @@ impl Cancels {
 }
 
 /// Marks one request; see [`Cancels::begin`].
-pub struct Answer<'a> {
-    cancels: &'a Cancels,
+pub struct Answer {
+    cancels: Arc<Cancels>,
     answered: bool,
 }
 
-impl Answer<'_> {
+impl Answer {
     /// The response head exists: whatever happens to the body, this request
     /// was not cancelled early.
     pub fn answered(mut self) {
@@ -79,7 +80,7 @@ impl Answer<'_> {
     }
 }
 
-impl Drop for Answer<'_> {
+impl Drop for Answer {
     fn drop(&mut self) {
         if !self.answered {
             self.cancels.cancelled();
@@ -93,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_few_cancels_never_trip() {
-        let c = Cancels::default();
+        let c = Arc::new(Cancels::default());
         for i in 0..1000 {
             let a = c.begin();
             if i % 3 != 0 {
@@ -106,7 +107,7 @@ mod tests {
 
     #[test]
     fn mostly_cancelled_trips_once_past_the_floor() {
-        let c = Cancels::default();
+        let c = Arc::new(Cancels::default());
         for _ in 0..MIN_CANCELLED - 1 {
             drop(c.begin());
         }

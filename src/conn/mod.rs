@@ -61,4 +61,8 @@ pub enum BodyError {
     /// The peer reset or broke the stream.
     #[error("body stream failed: {0}")]
     Stream(#[from] hyper::Error),
+    /// A body other than hyper's failed (one handed to the pipeline by a
+    /// caller of its own).
+    #[error("body stream failed: {0}")]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }

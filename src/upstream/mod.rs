@@ -150,13 +150,18 @@ impl Upstream {
     }
 
     /// Sends `req` to the origin and returns its response headers; the body
-    /// streams afterwards.
-    pub async fn forward(
+    /// streams afterwards. The client's body may be any body: hyper's own is
+    /// passed on as it is, any other is boxed.
+    pub async fn forward<B>(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<B>,
         from: &Inbound,
         body_end: Option<BodyEnd>,
-    ) -> Result<Forwarded, UpstreamError> {
+    ) -> Result<Forwarded, UpstreamError>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         // Only a WebSocket handshake keeps its upgrade; any other (h2c above
         // all, whose tunnel would carry HTTP/2 requests past
         // classification) is stripped with the other hop-by-hop fields.
@@ -280,13 +285,17 @@ impl Upstream {
         *req.uri_mut() = origin_uri(&server.config, req.uri());
     }
 
-    fn rewrite_request(
+    fn rewrite_request<B>(
         &self,
-        req: Request<Incoming>,
+        req: Request<B>,
         from: &Inbound,
         upgrade: bool,
         body_end: Option<BodyEnd>,
-    ) -> Request<RequestBody> {
+    ) -> Request<RequestBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (mut parts, body) = req.into_parts();
         let client_host = parts.headers.get(HOST).cloned().or_else(|| {
             parts

@@ -1,0 +1,112 @@
+//! The bottom of the stack: the origin.
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tower::Service;
+
+use super::{Answer, BoxFuture, Call, Cause, Stop};
+use crate::admission::Answered;
+use crate::apology;
+use crate::upstream::UpstreamError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sends an admitted request to the origin (`Upstream::forward`); its
+/// answer feeds the signals and the server's learner, its failure stops
+/// the request with the apology's reason.
+#[derive(Clone, Copy)]
+pub struct Forward;
+
+impl<B> Service<Call<B>> for Forward
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Answer;
+    type Error = Stop;
+    type Future = BoxFuture<Result<Answer, Stop>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Stop>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call<B>) -> Self::Future {
+        Box::pin(forward(call))
+    }
+}
+
+async fn forward<B>(call: Call<B>) -> Result<Answer, Stop>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let class = call.class();
+    // What a stop needs, taken before the request goes.
+    let stop = call.stop(Cause::ClientBody { stalled: false });
+    let Call {
+        req,
+        rt,
+        ctx,
+        body_end,
+        mut held,
+        admitted_at,
+        ..
+    } = call;
+    let has_body = body_end.is_some();
+    let admission = &ctx.shared.admission;
+    let started = Instant::now();
+    let forwarded = rt.upstream.forward(req, &ctx.conn.inbound, body_end).await;
+    match forwarded {
+        Ok(forwarded) => {
+            let ttfb = started.elapsed();
+            let status = forwarded.response.status();
+            let server = forwarded.server;
+            server.learn_from(class, ttfb, status, has_body);
+            held.server = Some(server.into_count());
+            admission.answered(Answered {
+                class,
+                ttfb,
+                status,
+                admitted_at: admitted_at.unwrap_or(started),
+            });
+            if let Some(tunnel) = forwarded.tunnel {
+                // The tunnel is the request, still going: it keeps the
+                // request's slots (in-flight count, origin slot).
+                let conn = &ctx.conn;
+                tunnel.spawn((
+                    std::mem::take(&mut held),
+                    ctx.shared.tunnels.enter(),
+                    conn.activity.begin(),
+                    conn.drain.clone(),
+                ));
+            }
+            Ok(Answer {
+                response: forwarded.response,
+                class: Some(class),
+                shed: None,
+                held,
+            })
+        }
+        Err(err) => {
+            if let Some(reason) = apology::reason_for(&err) {
+                tracing::warn!(error = %err, "origin request failed");
+                admission.origin_failed(reason);
+                return Err(Stop {
+                    cause: Cause::Shed(reason),
+                    ..stop
+                });
+            }
+            // The client's own broken or trickled body: not the origin's
+            // failure, and not worth a warning per client (a trickle attack
+            // would flood the log).
+            tracing::debug!(error = %err, "client request body failed");
+            let stalled = matches!(err, UpstreamError::ClientBody { stalled: true, .. });
+            Err(Stop {
+                cause: Cause::ClientBody { stalled },
+                ..stop
+            })
+        }
+    }
+}
