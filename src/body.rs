@@ -97,9 +97,10 @@ impl Source {
         let mut body = Some(body);
         match (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Incoming>>() {
             Some(incoming) => Source::Incoming(incoming.take().expect("just put there")),
-            None => Source::Other(Box::pin(
-                http_body_util::BodyExt::map_err(body.expect("not taken"), Into::into),
-            )),
+            None => Source::Other(Box::pin(http_body_util::BodyExt::map_err(
+                body.expect("not taken"),
+                Into::into,
+            ))),
         }
     }
 

@@ -7,8 +7,8 @@
 //! - [`listener`] — binds, accepts (connection cap, fd-exhaustion backoff),
 //!   terminates TLS ([`tls`]), guards header-read and idle deadlines, serves
 //!   HTTP/1.1 and HTTP/2, drains on shutdown;
-//! - [`stack`] — the request pipeline, top to bottom: config snapshot,
-//!   access record, screen, classify, admit, forward, rescue;
+//! - [`stack`] — the request's path as one tower stack, top to bottom:
+//!   snapshot, record, rescue, classify, admit, forward;
 //! - [`screen`] — the head rules kept before anything else (header count,
 //!   one valid host, no CONNECT); pure;
 //! - [`classify`] — request → route class (primary, keep, normal); pure;

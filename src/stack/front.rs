@@ -145,7 +145,10 @@ where
         }
         exchange.hold(held);
         let (parts, body) = response.into_parts();
-        Poll::Ready(Ok(Response::from_parts(parts, body.with_exchange(exchange))))
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            body.with_exchange(exchange),
+        )))
     }
 }
 
@@ -190,10 +193,10 @@ where
             let response = status(&call.ctx, &call.req);
             return Now::Done(Some(Ok(call.answer(response))));
         }
-        let (class, _route) = rt
-            .config
-            .routes
-            .classify(call.req.method(), host, call.req.uri().path());
+        let (class, _route) =
+            rt.config
+                .routes
+                .classify(call.req.method(), host, call.req.uri().path());
         call.ctx.shared.admission.tally.requests[class.index()].fetch_add(1, Relaxed);
         call.class = Some(class);
         Now::Later(self.inner.call(call))

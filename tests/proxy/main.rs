@@ -29,6 +29,7 @@ mod observability;
 mod origin_tls;
 mod origins;
 mod paths;
+mod pipeline;
 mod process;
 mod props;
 mod protocols;
