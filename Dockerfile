@@ -10,12 +10,14 @@ WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them (empty
 # sources stand in for the crate's own; see deploy/stub-sources.sh).
 COPY Cargo.toml Cargo.lock ./
+COPY sim/Cargo.toml ./sim/
 COPY deploy/stub-sources.sh /tmp/
-RUN sh /tmp/stub-sources.sh && cargo build --release --locked && rm -rf src benches
+RUN sh /tmp/stub-sources.sh && cargo build --release --locked && rm -rf src benches sim/src
 COPY src ./src
+COPY sim/src ./sim/src
 COPY config ./config
 COPY benches ./benches
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin lifeboat
+RUN touch src/main.rs src/lib.rs sim/src/lib.rs && cargo build --release --locked --bin lifeboat
 
 FROM debian:bookworm-slim
 # No TLS roots or libraries are needed: rustls is compiled in.

@@ -35,8 +35,8 @@
 //! - [`access_log`] — one line per request, buffered and written by a
 //!   thread of its own (no request waits for it); [`logging`] — the
 //!   `tracing` subscriber for everything else;
-//! - [`origin_sim`] — a simulated release-day origin with fixed capacity, for
-//!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
+//! - [`demo`] — `lifeboat demo`: a simulated origin (from `lifeboat-sim`,
+//!   the workspace's other crate) with lifeboat in front of it.
 
 pub mod access_log;
 pub mod admin;
@@ -54,9 +54,7 @@ pub mod demo;
 pub mod fleet;
 pub mod layer;
 pub mod listener;
-pub mod loadgen;
 pub mod logging;
-pub mod origin_sim;
 pub mod reload;
 pub mod runtime;
 pub mod screen;

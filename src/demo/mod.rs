@@ -9,8 +9,8 @@ use std::path::Path;
 mod stampede;
 
 use crate::config;
-use crate::origin_sim::{SimConfig, SimOrigin};
 use crate::{Lifeboat, logging};
+use lifeboat_sim::origin_sim::{SimConfig, SimOrigin};
 
 /// The demo's configuration, with `{origin}` replaced at start.
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");

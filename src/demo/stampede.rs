@@ -10,11 +10,11 @@ use std::time::Duration;
 use crate::admission::Mode;
 use crate::classify::RouteClass;
 use crate::demo::DemoError;
-use crate::loadgen::stampede::{self, Wave};
-use crate::loadgen::{self, Plan, Report, Retry};
-use crate::origin_sim::SimOrigin;
 use crate::story::{journal, report};
 use crate::{Lifeboat, config};
+use lifeboat_sim::loadgen::stampede::{self, Wave};
+use lifeboat_sim::loadgen::{self, Plan, Report, Retry};
+use lifeboat_sim::origin_sim::SimOrigin;
 
 /// Runs the stampede demo with lifeboat on `listen`, with the release-day
 /// wave, or one squeezed into `wave_secs` seconds.
@@ -162,7 +162,7 @@ impl PagesRate {
 /// once the wave is over).
 fn line(
     shared: &crate::runtime::Shared,
-    second: Option<&crate::loadgen::Second>,
+    second: Option<&lifeboat_sim::loadgen::Second>,
     pages: &mut PagesRate,
     started: tokio::time::Instant,
 ) {
