@@ -9,13 +9,19 @@ RUN apt-get update && apt-get install -y --no-install-recommends make \
 WORKDIR /src
 # Dependencies first, so that source edits do not rebuild them (empty
 # sources stand in for the crate's own; see deploy/stub-sources.sh).
+# The image runs the proxy, not the demo: without the default `demo`
+# feature nothing of lifeboat-sim (sim/) is built, so its stub stays.
 COPY Cargo.toml Cargo.lock ./
+COPY sim/Cargo.toml ./sim/
 COPY deploy/stub-sources.sh /tmp/
-RUN sh /tmp/stub-sources.sh && cargo build --release --locked && rm -rf src benches
+RUN sh /tmp/stub-sources.sh \
+    && cargo build --release --locked --no-default-features --bin lifeboat \
+    && rm -rf src benches
 COPY src ./src
 COPY config ./config
 COPY benches ./benches
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin lifeboat
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked --no-default-features --bin lifeboat
 
 FROM debian:bookworm-slim
 # No TLS roots or libraries are needed: rustls is compiled in.

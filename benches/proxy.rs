@@ -18,7 +18,7 @@ mod closed_loop;
 use std::time::Duration;
 
 use closed_loop::{RUN, drive};
-use lifeboat::origin_sim::SimConfig;
+use lifeboat_sim::origin_sim::SimConfig;
 
 /// Rounds of (direct, lifeboat) pairs; the median round is reported.
 const ROUNDS: usize = 3;

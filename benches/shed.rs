@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use closed_loop::{drive, record, start_lifeboat};
 use lifeboat::admission::{Decision, Mode, View, decide};
 use lifeboat::classify::{Pattern, Route, RouteClass, Routes};
-use lifeboat::origin_sim::SimConfig;
+use lifeboat_sim::origin_sim::SimConfig;
 
 const CALLS: u64 = 20_000_000;
 const ROUNDS: usize = 3;

@@ -34,7 +34,7 @@ mod tls;
 use std::time::Duration;
 
 use closed_loop::{Conns, drive_with};
-use lifeboat::origin_sim::SimConfig;
+use lifeboat_sim::origin_sim::SimConfig;
 
 const ROUNDS: usize = 4;
 const CONNECTIONS: usize = 32;

@@ -34,9 +34,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lifeboat::admission::Mode;
-use lifeboat::loadgen::stampede::{self, Setup, Wave};
-use lifeboat::loadgen::{self, Plan, Report, Retry, Target};
-use lifeboat::origin_sim::{SimOrigin, Speed};
+use lifeboat_sim::loadgen::stampede::{self, Setup, Wave};
+use lifeboat_sim::loadgen::{self, Plan, Report, Retry, Target};
+use lifeboat_sim::origin_sim::{SimOrigin, Speed};
 
 /// Client patience: longer than any queue timeout, shorter than a user's.
 const TIMEOUT: Duration = Duration::from_secs(10);

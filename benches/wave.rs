@@ -24,7 +24,7 @@
 //! back to back for `WAVE_SECONDS` (an origin's saturated throughput,
 //! `pages_ok_per_s`).
 //!
-//! The driver is its own and small rather than `lifeboat::loadgen`, which
+//! The driver is its own and small rather than `lifeboat_sim::loadgen`, which
 //! recognises a refusal by lifeboat's `x-lifeboat-shed` header only:
 //! here every answer with a status of 400 or more is a refusal, whoever
 //! sent it (HAProxy's queue-timeout 503 included), and the time to its

@@ -34,9 +34,11 @@
 //!   service;
 //! - [`access_log`] — one line per request, buffered and written by a
 //!   thread of its own (no request waits for it); [`logging`] — the
-//!   `tracing` subscriber for everything else;
-//! - [`origin_sim`] — a simulated release-day origin with fixed capacity, for
-//!   the demo, tests and benches; [`demo`] — `lifeboat demo`.
+//!   `tracing` subscriber for everything else.
+//!
+//! Not here: `lifeboat demo` and the simulated origin and load generator it
+//! drives (the binary's `demo` module and the `lifeboat-sim` crate), so that
+//! the proxy builds without them.
 
 pub mod access_log;
 pub mod admin;
@@ -50,13 +52,10 @@ pub mod control;
 pub mod ctl;
 pub mod dashboard;
 mod deadline;
-pub mod demo;
 pub mod fleet;
 pub mod layer;
 pub mod listener;
-pub mod loadgen;
 pub mod logging;
-pub mod origin_sim;
 pub mod reload;
 pub mod runtime;
 pub mod screen;

@@ -1,12 +1,18 @@
 //! The `lifeboat` command line. The only place `anyhow` is used: everything
-//! below it returns typed errors.
+//! below it returns typed errors. `lifeboat demo` (the `demo` feature, on
+//! by default) lives here rather than in the library: it is the proxy plus
+//! the simulated origin and the load generator of `lifeboat-sim`, which a
+//! production build leaves out.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use lifeboat::{Lifeboat, config, demo, logging};
+use lifeboat::{Lifeboat, config, logging};
+
+#[cfg(feature = "demo")]
+mod demo;
 
 /// jemalloc, with its background thread on (see `main`), gives memory a
 /// burst of connections took back to the kernel seconds after the burst;
@@ -38,6 +44,7 @@ enum Command {
         file: PathBuf,
     },
     /// Start a simulated release-day origin with lifeboat in front of it.
+    #[cfg(feature = "demo")]
     Demo(demo::Options),
     /// Talk to a running lifeboat's admin listener (the whole fleet with
     /// `[fleet]`): mode, message, status, fleet. Token from LIFEBOAT_TOKEN.
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
             &format,
             since.as_deref(),
         ),
+        #[cfg(feature = "demo")]
         Command::Demo(opts) => {
             runtime().and_then(|rt| rt.block_on(demo::run(opts)).map_err(Into::into))
         }

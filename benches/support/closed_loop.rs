@@ -29,10 +29,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Starts the simulated origin on a free loopback port; its address.
-pub async fn sim_origin(sim: lifeboat::origin_sim::SimConfig) -> SocketAddr {
-    let origin = lifeboat::origin_sim::SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim)
-        .await
-        .expect("origin");
+pub async fn sim_origin(sim: lifeboat_sim::origin_sim::SimConfig) -> SocketAddr {
+    let origin =
+        lifeboat_sim::origin_sim::SimOrigin::bind(SocketAddr::from(([127, 0, 0, 1], 0)), sim)
+            .await
+            .expect("origin");
     let addr = origin.addr().expect("origin addr");
     tokio::spawn(origin.run());
     addr

@@ -8,9 +8,8 @@ use std::path::Path;
 
 mod stampede;
 
-use crate::config;
-use crate::origin_sim::{SimConfig, SimOrigin};
-use crate::{Lifeboat, logging};
+use lifeboat::{Lifeboat, config, logging};
+use lifeboat_sim::origin_sim::{SimConfig, SimOrigin};
 
 /// The demo's configuration, with `{origin}` replaced at start.
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -84,6 +83,6 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     println!();
     println!("  To watch it clear the boards under a release-day stampede and tell the story:");
     println!("        cargo run --release -- demo --stampede");
-    lifeboat.run(crate::listener::shutdown_signal()).await;
+    lifeboat.run(lifeboat::listener::shutdown_signal()).await;
     Ok(())
 }

@@ -7,14 +7,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::admission::Mode;
-use crate::classify::RouteClass;
-use crate::demo::DemoError;
-use crate::loadgen::stampede::{self, Wave};
-use crate::loadgen::{self, Plan, Report, Retry};
-use crate::origin_sim::SimOrigin;
-use crate::story::{journal, report};
-use crate::{Lifeboat, config};
+use lifeboat::admission::Mode;
+use lifeboat::classify::RouteClass;
+use lifeboat::runtime::Shared;
+use lifeboat::story::{journal, report};
+use lifeboat::{Lifeboat, config};
+use lifeboat_sim::loadgen::stampede::{self, Wave};
+use lifeboat_sim::loadgen::{self, Plan, Report, Retry, Second};
+use lifeboat_sim::origin_sim::SimOrigin;
+
+use super::DemoError;
 
 /// Runs the stampede demo with lifeboat on `listen`, with the release-day
 /// wave, or one squeezed into `wave_secs` seconds.
@@ -134,14 +136,14 @@ struct PagesRate {
 }
 
 impl PagesRate {
-    fn new(shared: &crate::runtime::Shared) -> Self {
+    fn new(shared: &Shared) -> Self {
         PagesRate {
             served: Self::served(shared),
             at: tokio::time::Instant::now(),
         }
     }
 
-    fn served(shared: &crate::runtime::Shared) -> u64 {
+    fn served(shared: &Shared) -> u64 {
         let t = shared.admission.tally.snapshot();
         [RouteClass::Keep, RouteClass::Normal]
             .iter()
@@ -149,7 +151,7 @@ impl PagesRate {
             .sum()
     }
 
-    fn per_second(&mut self, shared: &crate::runtime::Shared) -> u64 {
+    fn per_second(&mut self, shared: &Shared) -> u64 {
         let (now, served) = (tokio::time::Instant::now(), Self::served(shared));
         let secs = (now - self.at).as_secs_f64().max(1e-3);
         let rate = (served - self.served) as f64 / secs;
@@ -161,8 +163,8 @@ impl PagesRate {
 /// One live line: `second` is the wave's last complete second (`None`
 /// once the wave is over).
 fn line(
-    shared: &crate::runtime::Shared,
-    second: Option<&crate::loadgen::Second>,
+    shared: &Shared,
+    second: Option<&Second>,
     pages: &mut PagesRate,
     started: tokio::time::Instant,
 ) {

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ::lifeboat::loadgen::stampede::{self, Setup, Wave};
-use ::lifeboat::loadgen::{self, Plan, Report, Retry};
-use ::lifeboat::origin_sim::SimOrigin;
 use ::lifeboat::story::{journal, report};
+use ::lifeboat_sim::loadgen::stampede::{self, Setup, Wave};
+use ::lifeboat_sim::loadgen::{self, Plan, Report, Retry};
+use ::lifeboat_sim::origin_sim::SimOrigin;
 
 use crate::support::lifeboat::start_config;
 use crate::support::{TestOrigin, client, json_of, lifeboat, wait_until};

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::lifeboat::admission::Mode;
-use ::lifeboat::loadgen::stampede::{self, Wave};
-use ::lifeboat::loadgen::{self, Plan, Report, Retry};
-use ::lifeboat::origin_sim::SimOrigin;
+use ::lifeboat_sim::loadgen::stampede::{self, Wave};
+use ::lifeboat_sim::loadgen::{self, Plan, Report, Retry};
+use ::lifeboat_sim::origin_sim::SimOrigin;
 
 use crate::support::Running;
 use crate::support::lifeboat::start_config;
@@ -173,7 +173,7 @@ async fn greedy_clients_inside_their_retry_after_do_not_take_the_downloads() {
     };
     // Greedy clients from 127.0.0.2: a hundred new ones a second, each
     // retrying every 50 ms whatever it was told: hundreds at once by the end.
-    let page = |path: &str| ::lifeboat::loadgen::Target {
+    let page = |path: &str| ::lifeboat_sim::loadgen::Target {
         path: path.into(),
         weight: 1,
         primary: false,

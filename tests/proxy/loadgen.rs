@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ::lifeboat::loadgen::{self, Plan, Retry, Target};
+use ::lifeboat_sim::loadgen::{self, Plan, Retry, Target};
 
 use crate::support::{TestOrigin, lifeboat};
 

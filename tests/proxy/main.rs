@@ -13,6 +13,8 @@ mod admission;
 mod config_errors;
 mod control;
 mod dashboard;
+// The binary has `lifeboat demo` only with the `demo` feature (the default).
+#[cfg(feature = "demo")]
 mod demo;
 mod exhaustion;
 mod external;

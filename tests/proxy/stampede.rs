@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::lifeboat::admission::Mode;
-use ::lifeboat::origin_sim::{SimConfig, SimOrigin};
+use ::lifeboat_sim::origin_sim::{SimConfig, SimOrigin};
 
 use crate::support::{client, lifeboat_to};
 
