@@ -5,14 +5,20 @@
 # apology; each with its access log off, and on to a file). nginx's proxy
 # and static 503 also answer on a second port with their access log on
 # (nginx's default: the combined format, one write per request) to a file.
+# With HYPER_FLOOR set (the path of the `hyper_floor` example's binary), also
+# the two bare hyper proxies of examples/hyper_floor.rs, pinned to CPU 1 like
+# lifeboat: the floor under lifeboat's data path.
 # Everything stops when the sourcing script exits.
 #
-# Expects BASE (the first of ten ports) and LIFEBOAT (the binary to run).
+# Expects BASE (the first of ten ports; twelve with HYPER_FLOOR) and LIFEBOAT
+# (the binary to run).
 # Sets ORIGIN, VIA_NGINX, VIA_HAPROXY, VIA_LIFEBOAT, NGINX_503 and
 # LIFEBOAT_503 (ports, access logs off), VIA_NGINX_LOG, VIA_LIFEBOAT_LOG,
 # NGINX_503_LOG and LIFEBOAT_503_LOG (the same with access logs on, written
-# to $work/logs/*access*.log), `work` (the directory), `pids` (to stop) and
-# PROXY_PID (nginx, haproxy, lifeboat: the process doing the proxying).
+# to $work/logs/*access*.log), with HYPER_FLOOR VIA_HYPER_CONN and
+# VIA_HYPER_POOL, `work` (the directory), `pids` (to stop) and PROXY_PID
+# (nginx, haproxy, lifeboat, hyper_conn, hyper_pool: the process doing the
+# proxying).
 
 need=()
 for tool in nginx haproxy wrk taskset pgrep curl; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -121,8 +127,14 @@ log_on "$work/lifeboat-degraded.toml" "$LIFEBOAT_503_LOG" lifeboat-503 > "$work/
 # Their other lines (startup, at info) go beside the access logs, not to the terminal.
 taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat-log.toml" 2>"$work/logs/lifeboat-proxy.err" & pids+=($!)
 taskset -c 1 "$LIFEBOAT" run --config "$work/lifeboat-degraded-log.toml" 2>"$work/logs/lifeboat-503.err" & pids+=($!)
+floor_ports=()
+if [[ -n "${HYPER_FLOOR:-}" ]]; then
+  VIA_HYPER_CONN=$((BASE+10)); VIA_HYPER_POOL=$((BASE+11)); floor_ports=("$VIA_HYPER_CONN" "$VIA_HYPER_POOL")
+  taskset -c 1 "$HYPER_FLOOR" conn "127.0.0.1:$VIA_HYPER_CONN" "127.0.0.1:$ORIGIN" & pids+=($!); PROXY_PID[hyper_conn]=$!
+  taskset -c 1 "$HYPER_FLOOR" pool "127.0.0.1:$VIA_HYPER_POOL" "127.0.0.1:$ORIGIN" & pids+=($!); PROXY_PID[hyper_pool]=$!
+fi
 for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503 $LIFEBOAT_503 \
-    $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG $NGINX_503_LOG $LIFEBOAT_503_LOG; do
+    $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG $NGINX_503_LOG $LIFEBOAT_503_LOG "${floor_ports[@]}"; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.bin" && break; sleep 0.05; done
 done
 PROXY_PID[nginx]=$(pgrep -P "$NGINX_PROXY_MASTER" | head -1)
@@ -131,7 +143,7 @@ PROXY_PID[nginx]=$(pgrep -P "$NGINX_PROXY_MASTER" | head -1)
 # Every proxy gets the same 2 s of load before any figure is taken; then
 # the access logs start empty, so their lines can be set against the
 # requests measured.
-for port in $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG; do
+for port in $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG "${floor_ports[@]}"; do
   taskset -c 0 wrk -t1 -c"${CONNS:-32}" -d2s "http://127.0.0.1:$port/1k.bin" >/dev/null 2>&1 || true
 done
 sleep 0.5   # lifeboat writes its access lines every 100 ms

@@ -9,6 +9,14 @@
 #
 # usage: benches/compare/run.sh [ROUNDS] [SECONDS]      (default 5 rounds x 5 s)
 #        LOGS_ONLY=1 benches/compare/run.sh 3 4         (the access-log figures only)
+#        FLOOR=1 benches/compare/run.sh 5 5             (and the bare hyper proxies)
+#        FLOOR_ONLY=1 benches/compare/run.sh 3 5        (the floor figures only)
+# FLOOR=1 adds examples/hyper_floor.rs, the leanest proxy hyper allows, as
+# targets hyper_conn (an origin connection per client connection) and
+# hyper_pool (hyper-util's pooled client, lifeboat's), and a table of every
+# proxy against HAProxy and nginx: how near a proxy that keeps hyper can come
+# to them. FLOOR_ONLY=1 measures only that table's 1 KiB figures.
+# Builds into $CARGO_TARGET_DIR when it is set, ./target otherwise.
 # Installs nginx, haproxy and wrk from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,8 +25,29 @@ SECS=${2:-5}
 CONNS=${CONNS:-32}
 BASE=${BASE_PORT:-18000}
 
-cargo build --release --locked --bin lifeboat >&2
-LIFEBOAT=./target/release/lifeboat
+declare -A rps mib served
+targets=(direct nginx haproxy lifeboat)
+# LOGS_ONLY=1: only what the access-log figures need (nginx and lifeboat,
+# 1 KiB and 503, logs off and on), in about half the time.
+[[ -n "${LOGS_ONLY:-}" ]] && targets=(nginx lifeboat)
+# floor: "yes" with FLOOR=1 (not with LOGS_ONLY, which has no HAProxy to
+# set the floor against), "only" with FLOOR_ONLY=1 (1 KiB, no log-on rows,
+# no 503s), empty otherwise.
+floor=
+if [[ -n "${FLOOR_ONLY:-}" ]]; then
+  floor=only; targets=(nginx haproxy lifeboat hyper_conn hyper_pool)
+elif [[ -n "${FLOOR:-}" && -z "${LOGS_ONLY:-}" ]]; then
+  floor=yes; targets+=(hyper_conn hyper_pool)
+fi
+
+target_dir=${CARGO_TARGET_DIR:-target}
+if [[ -n $floor ]]; then
+  cargo build --release --locked --bin lifeboat --example hyper_floor >&2
+  HYPER_FLOOR=$target_dir/release/examples/hyper_floor
+else
+  cargo build --release --locked --bin lifeboat >&2
+fi
+LIFEBOAT=$target_dir/release/lifeboat
 # shellcheck source=benches/compare/anchors.sh
 source benches/compare/anchors.sh
 
@@ -40,12 +69,8 @@ measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s requests
     END {printf "%s %.1f %d\n", rps+0, mib+0, reqs+0}' <<<"$out"
 }
 
-declare -A rps mib served
-targets=(direct nginx haproxy lifeboat)
-# LOGS_ONLY=1: only what the access-log figures need (nginx and lifeboat,
-# 1 KiB and 503, logs off and on), in about half the time.
-[[ -n "${LOGS_ONLY:-}" ]] && targets=(nginx lifeboat)
-port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $VIA_NGINX;; haproxy) echo $VIA_HAPROXY;; lifeboat) echo $VIA_LIFEBOAT;; esac; }
+port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $VIA_NGINX;; haproxy) echo $VIA_HAPROXY;; lifeboat) echo $VIA_LIFEBOAT;;
+  hyper_conn) echo "$VIA_HYPER_CONN";; hyper_pool) echo "$VIA_HYPER_POOL";; esac; }
 log_port_of() { case $1 in nginx_log) echo $VIA_NGINX_LOG;; lifeboat_log) echo $VIA_LIFEBOAT_LOG;; nginx503_log) echo $NGINX_503_LOG;; lifeboat503_log) echo $LIFEBOAT_503_LOG;; esac; }
 last() { echo "${rps[$1]}" | awk '{print $NF}'; }
 measure_log_on() { # key: measured right after its log-off twin, same round
@@ -58,15 +83,16 @@ for r in $(seq "$ROUNDS"); do
   for t in "${targets[@]}"; do
     read -r q _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/1k.bin")"; rps[$t]+="$q "
     line="  round $r $t: 1KiB $q req/s"
-    if [[ $t == nginx || $t == lifeboat ]]; then
+    if [[ ($t == nginx || $t == lifeboat) && $floor != only ]]; then
       measure_log_on "${t}_log"; line+=" (log on: $(last "${t}_log"))"
     fi
-    if [[ -z "${LOGS_ONLY:-}" ]]; then
+    if [[ -z "${LOGS_ONLY:-}" && $floor != only ]]; then
       read -r _ m _ <<<"$(measure "http://127.0.0.1:$(port_of "$t")/10m.bin" 4)"; mib[$t]+="$m "
       line+=", 10MiB $m MiB/s"
     fi
     echo "$line" >&2
   done
+  if [[ $floor == only ]]; then echo "round $r/$ROUNDS done" >&2; continue; fi
   read -r q _ <<<"$(measure "http://127.0.0.1:$NGINX_503/" "$CONNS" yes)"; rps[nginx503]+="$q "
   measure_log_on nginx503_log
   read -r q _ <<<"$(measure "http://127.0.0.1:$LIFEBOAT_503/" "$CONNS" yes)"; rps[lifeboat503]+="$q "
@@ -76,8 +102,43 @@ for r in $(seq "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# The floor: every proxy against HAProxy and nginx (1 KiB req/s, and 10 MiB
+# MiB/s when measured), then the ratios issue #15 turns on, each as a ratio
+# of medians and round by round (a ratio of medians can hide a bimodal round).
+floor_table() {
+  local h n hm nm t q m
+  h=$(echo "${rps[haproxy]}" | median); n=$(echo "${rps[nginx]}" | median)
+  echo
+  echo "the floor: bare hyper proxies (examples/hyper_floor.rs) beside HAProxy and nginx, same run, medians:"
+  if [[ $floor == only ]]; then
+    printf '| target | 1 KiB req/s | / haproxy | / nginx |\n|---|---|---|---|\n'
+  else
+    hm=$(echo "${mib[haproxy]}" | median); nm=$(echo "${mib[nginx]}" | median)
+    printf '| target | 1 KiB req/s | / haproxy | / nginx | 10 MiB MiB/s | / haproxy | / nginx |\n|---|---|---|---|---|---|---|\n'
+  fi
+  for t in haproxy nginx lifeboat hyper_conn hyper_pool; do
+    q=$(echo "${rps[$t]}" | median)
+    printf '| %s | %.0f | %.2f | %.2f |' "$t" "$q" "$(echo "$q / $h" | bc -l)" "$(echo "$q / $n" | bc -l)"
+    if [[ $floor != only ]]; then
+      m=$(echo "${mib[$t]}" | median)
+      printf ' %.0f | %.2f | %.2f |' "$m" "$(echo "$m / $hm" | bc -l)" "$(echo "$m / $nm" | bc -l)"
+    fi
+    echo
+  done
+  floor_ratio hyper_conn haproxy "(>= 1.00: HAProxy's rate is reachable with hyper)"
+  floor_ratio hyper_pool haproxy "(the client lifeboat uses)"
+  floor_ratio lifeboat hyper_pool "(what lifeboat's own layers cost)"
+  floor_ratio hyper_conn nginx "(>= 0.90: nginx's target is reachable with hyper)"
+}
+floor_ratio() { # a b why -> "a / b (1 KiB req/s): median ratio  why", then round by round
+  printf '%s / %s (1 KiB req/s): %.2f   %s\n' "$1" "$2" \
+    "$(echo "$(echo "${rps[$1]}" | median) / $(echo "${rps[$2]}" | median)" | bc -l)" "$3"
+  paste -d' ' <(tr ' ' '\n' <<<"${rps[$1]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[$2]}" | grep -v '^$') \
+    | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
+}
 echo
 echo "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS interleaved rounds, medians; wrk on CPU 0, origin + proxy on CPU 1"
+if [[ $floor == only ]]; then floor_table; exit 0; fi
 l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median)
 if [[ -z "${LOGS_ONLY:-}" ]]; then
   printf '| target | 1 KiB req/s | ratio to direct | 10 MiB MiB/s | ratio to direct |\n|---|---|---|---|---|\n'
@@ -122,3 +183,4 @@ printf 'lifeboat apology log on / nginx static 503 log on: %.2f   (target >= 1.0
 printf 'lifeboat 1 KiB proxied, log on / log off: %.2f   (target >= 0.90)\n' "$(echo "$l1on / $l" | bc -l)"
 paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat_log]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') \
   | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
+if [[ $floor == yes ]]; then floor_table; fi
