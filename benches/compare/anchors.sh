@@ -133,6 +133,16 @@ if [[ -n "${HYPER_FLOOR:-}" ]]; then
   taskset -c 1 "$HYPER_FLOOR" conn "127.0.0.1:$VIA_HYPER_CONN" "127.0.0.1:$ORIGIN" & pids+=($!); PROXY_PID[hyper_conn]=$!
   taskset -c 1 "$HYPER_FLOOR" pool "127.0.0.1:$VIA_HYPER_POOL" "127.0.0.1:$ORIGIN" & pids+=($!); PROXY_PID[hyper_pool]=$!
 fi
+# With LIFEBOAT_BEFORE (another lifeboat binary, e.g. built from an earlier
+# commit), the same two lifeboats (proxying, degraded) from it: a change is
+# measured against what it changed, in the same run.
+if [[ -n "${LIFEBOAT_BEFORE:-}" ]]; then
+  VIA_BEFORE=$((BASE+12)); BEFORE_503=$((BASE+13)); floor_ports+=("$VIA_BEFORE")
+  sed -e "s/$VIA_LIFEBOAT/$VIA_BEFORE/" "$work/lifeboat.toml" > "$work/before.toml"
+  sed -e "s/$LIFEBOAT_503/$BEFORE_503/" "$work/lifeboat-degraded.toml" > "$work/before-degraded.toml"
+  taskset -c 1 "$LIFEBOAT_BEFORE" run --config "$work/before.toml" & pids+=($!); PROXY_PID[before]=$!
+  taskset -c 1 "$LIFEBOAT_BEFORE" run --config "$work/before-degraded.toml" & pids+=($!)
+fi
 for port in $ORIGIN $VIA_NGINX $VIA_HAPROXY $VIA_LIFEBOAT $NGINX_503 $LIFEBOAT_503 \
     $VIA_NGINX_LOG $VIA_LIFEBOAT_LOG $NGINX_503_LOG $LIFEBOAT_503_LOG "${floor_ports[@]}"; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/1k.bin" && break; sleep 0.05; done

@@ -36,9 +36,14 @@ targets=(direct nginx haproxy lifeboat)
 floor=
 if [[ -n "${FLOOR_ONLY:-}" ]]; then
   floor=only; targets=(nginx haproxy lifeboat hyper_conn hyper_pool)
+  [[ -n "${LIFEBOAT_BEFORE:-}" ]] && targets+=(before)
 elif [[ -n "${FLOOR:-}" && -z "${LOGS_ONLY:-}" ]]; then
   floor=yes; targets+=(hyper_conn hyper_pool)
 fi
+
+# LIFEBOAT_BEFORE=path: another lifeboat binary (an earlier commit's) as the
+# target "before", proxying and apologising beside this one in every round.
+[[ -n "${LIFEBOAT_BEFORE:-}" ]] && targets+=(before)
 
 target_dir=${CARGO_TARGET_DIR:-target}
 if [[ -n $floor ]]; then
@@ -70,7 +75,7 @@ measure() { # url [connections] [expected-non-2xx: yes] -> "req/s MiB/s requests
 }
 
 port_of() { case $1 in direct) echo $ORIGIN;; nginx) echo $VIA_NGINX;; haproxy) echo $VIA_HAPROXY;; lifeboat) echo $VIA_LIFEBOAT;;
-  hyper_conn) echo "$VIA_HYPER_CONN";; hyper_pool) echo "$VIA_HYPER_POOL";; esac; }
+  hyper_conn) echo "$VIA_HYPER_CONN";; hyper_pool) echo "$VIA_HYPER_POOL";; before) echo "$VIA_BEFORE";; esac; }
 log_port_of() { case $1 in nginx_log) echo $VIA_NGINX_LOG;; lifeboat_log) echo $VIA_LIFEBOAT_LOG;; nginx503_log) echo $NGINX_503_LOG;; lifeboat503_log) echo $LIFEBOAT_503_LOG;; esac; }
 last() { echo "${rps[$1]}" | awk '{print $NF}'; }
 measure_log_on() { # key: measured right after its log-off twin, same round
@@ -97,6 +102,10 @@ for r in $(seq "$ROUNDS"); do
   measure_log_on nginx503_log
   read -r q _ <<<"$(measure "http://127.0.0.1:$LIFEBOAT_503/" "$CONNS" yes)"; rps[lifeboat503]+="$q "
   measure_log_on lifeboat503_log
+  if [[ -n "${LIFEBOAT_BEFORE:-}" ]]; then
+    read -r q _ <<<"$(measure "http://127.0.0.1:$BEFORE_503/" "$CONNS" yes)"; rps[before503]+="$q "
+    echo "  round $r 503: before's apology $q req/s" >&2
+  fi
   echo "  round $r 503: nginx $(last nginx503) (log on: $(last nginx503_log)) req/s, lifeboat apology $(last lifeboat503) (log on: $(last lifeboat503_log)) req/s" >&2
   echo "round $r/$ROUNDS done" >&2
 done
@@ -136,9 +145,26 @@ floor_ratio() { # a b why -> "a / b (1 KiB req/s): median ratio  why", then roun
   paste -d' ' <(tr ' ' '\n' <<<"${rps[$1]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[$2]}" | grep -v '^$') \
     | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
 }
+# This lifeboat against the one it changed, same run.
+before_table() {
+  echo
+  echo "lifeboat against LIFEBOAT_BEFORE ($LIFEBOAT_BEFORE), same run:"
+  floor_ratio lifeboat before "(1.00: no change)"
+  if [[ -n "${mib[before]:-}" ]]; then
+    printf 'lifeboat / before (10 MiB MiB/s): %.2f\n' \
+      "$(echo "$(echo "${mib[lifeboat]}" | median) / $(echo "${mib[before]}" | median)" | bc -l)"
+  fi
+  if [[ -n "${rps[before503]:-}" ]]; then
+    floor_ratio lifeboat503 before503 "(the apology)"
+  fi
+}
 echo
 echo "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS interleaved rounds, medians; wrk on CPU 0, origin + proxy on CPU 1"
-if [[ $floor == only ]]; then floor_table; exit 0; fi
+if [[ $floor == only ]]; then
+  floor_table
+  if [[ -n "${LIFEBOAT_BEFORE:-}" ]]; then before_table; fi
+  exit 0
+fi
 l=$(echo "${rps[lifeboat]}" | median); n=$(echo "${rps[nginx]}" | median)
 if [[ -z "${LOGS_ONLY:-}" ]]; then
   printf '| target | 1 KiB req/s | ratio to direct | 10 MiB MiB/s | ratio to direct |\n|---|---|---|---|---|\n'
@@ -184,3 +210,4 @@ printf 'lifeboat 1 KiB proxied, log on / log off: %.2f   (target >= 0.90)\n' "$(
 paste -d' ' <(tr ' ' '\n' <<<"${rps[lifeboat_log]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[lifeboat]}" | grep -v '^$') \
   | awk '{printf "%s%.2f", (NR > 1 ? ", " : "  by round: "), $1 / $2} END {print ""}'
 if [[ $floor == yes ]]; then floor_table; fi
+if [[ -n "${LIFEBOAT_BEFORE:-}" ]]; then before_table; fi
