@@ -61,7 +61,7 @@ fn main() {
                 "[listen]\nhttp = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\n\
                  [listen.tls]\ncert = {:?}\nkey = {:?}\n\
                  [origin]\nurl = \"http://{origin}\"\n\
-                 [shedding]\nmode = \"degraded\"\n\
+                 [shedding]\nmode = \"degraded\"\nclient_budget = 0\n\
                  [[route]]\nname = \"downloads\"\nmatch = \"/download/*\"\nclass = \"primary\"\n\
                  [admin]\nlisten = \"off\"\n[log]\nlevel = \"info\"\naccess = false\n",
                 pki.cert, pki.key

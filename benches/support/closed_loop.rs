@@ -152,10 +152,13 @@ async fn worker(
             continue;
         };
         while !stop.load(Ordering::Relaxed) {
-            let req = http::Request::get(uri.as_str())
-                .header("host", "bench")
-                .body(Empty::<Bytes>::new())
-                .expect("request");
+            // HTTP/2 names the host in the request's authority; a Host
+            // header that disagrees with it is refused (`screen`).
+            let mut req = http::Request::get(uri.as_str());
+            if !matches!(conns, Conns::H2) {
+                req = req.header("host", "bench");
+            }
+            let req = req.body(Empty::<Bytes>::new()).expect("request");
             let started = if reuse { Instant::now() } else { started };
             let sent = match &mut sender {
                 Sender::H1(s) => s.send_request(req).await,
