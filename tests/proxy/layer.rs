@@ -52,7 +52,8 @@ impl App {
     }
 }
 
-fn get(path: &str) -> Request<Empty<Bytes>> {
+/// A GET for `path` with a body-less `Empty` (also `pipeline::`'s).
+pub(crate) fn get(path: &str) -> Request<Empty<Bytes>> {
     Request::get(path)
         .header("host", "example.org")
         .body(Empty::new())

@@ -12,6 +12,7 @@ use lifeboat::runtime::Shared;
 use lifeboat::stack::{self, Arrival, Ctx};
 use tower::ServiceExt;
 
+use crate::layer::get;
 use crate::support::origin::TestOrigin;
 
 /// The stack for one (imaginary) connection from `PEER`, and the tasks
@@ -65,13 +66,6 @@ impl Rig {
         let body = body.collect().await.unwrap().to_bytes();
         (parts.status, parts.headers, body)
     }
-}
-
-fn get(path: &str) -> Request<Empty<Bytes>> {
-    Request::get(path)
-        .header("host", "example.org")
-        .body(Empty::new())
-        .unwrap()
 }
 
 #[tokio::test]
