@@ -38,7 +38,7 @@ pub static QUEUE_WAIT: Histogram = Histogram::new(
     "Time a request waited in lifeboat's queue for a slot at the origin.",
 );
 
-/// A Prometheus histogram over [`BUCKETS`], kept in atomics.
+/// A Prometheus histogram over `BUCKETS`, kept in atomics.
 pub struct Histogram {
     name: &'static str,
     help: &'static str,

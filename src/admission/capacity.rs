@@ -69,7 +69,7 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// the probe's depth, the second measures.
 pub const PROBE_INTERVALS: u32 = 2;
 /// ... and up to this many more while a class that has traffic still has
-/// fewer than [`MIN_PROBE_SAMPLES`] baseline samples (a slow page at a
+/// fewer than `MIN_PROBE_SAMPLES` baseline samples (a slow page at a
 /// small probe limit completes only once or twice in 100 ms).
 pub const PROBE_EXTRA: u32 = 3;
 /// A probe's samples are trusted from two on: each met nothing queued.

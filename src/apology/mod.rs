@@ -157,8 +157,8 @@ const BAD_BODY: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\
 
 /// The response when the client's own upload failed: `408` if it stalled,
 /// `400` if it was malformed or cut off; never the apology (the origin is
-/// fine; the client is not). Origin failures are shed with
-/// [`ShedReason::for_upstream`] by the caller.
+/// fine; the client is not). Origin failures get the apology for the
+/// reason [`reason_for`] finds.
 pub fn client_body_error(stalled: bool) -> Response<ResponseBody> {
     let (page, status, code) = if stalled {
         (

@@ -4,7 +4,7 @@
 //! 1. **snapshot** ([`Snapshot`]) — one load of the live configuration;
 //!    the request uses this version from start to end, whatever reloads
 //!    happen meanwhile;
-//! 2. **record** ([`Record`]) — the access-log entry ([`Exchange`]) starts
+//! 2. **record** ([`Record`]) — the access-log entry ([`crate::access_log::Exchange`]) starts
 //!    here, so it times the whole request and sees every answer, refusals
 //!    included; it completes when the response body ends;
 //! 3. **rescue** ([`Rescue`]) — every cause a request stops for below

@@ -3,7 +3,7 @@
 //! history bars from memory. Seeded from the journal at start, so a restart
 //! (or a reload) keeps them.
 //!
-//! [`history`] turns it into the status page's bars: the last day in half
+//! `history` turns it into the status page's bars: the last day in half
 //! hours.
 //!
 //! Bounded: at most [`KEEP`] records; events are rare (mode changes,
