@@ -8,10 +8,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+
+/// How long the admin listener has to answer, head and body.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// The most of an answer read: the admin API's are a few KiB.
+const MAX_ANSWER: usize = 1 << 20;
 
 /// Options of `lifeboat ctl`.
 #[derive(Debug, clap::Args)]
@@ -172,17 +177,29 @@ async fn request(
         url: base.to_string(),
         detail,
     };
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+    // One deadline for the whole answer, head and body: an admin listener
+    // that sends a head and then stalls must not hang the operator's shell.
+    let answer = async {
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| unreachable(format!("its answer: {e}")))?
+            .to_bytes();
+        Ok::<_, CtlError>((status, bytes))
+    };
+    let (status, bytes) = tokio::time::timeout(ANSWER_WITHIN, answer)
         .await
-        .map_err(|_| unreachable("no answer within 10 s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
+        .map_err(|_| {
+            unreachable(format!(
+                "no whole answer within {} s",
+                ANSWER_WITHIN.as_secs()
+            ))
+        })??;
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
         let mut message = v["error"].as_str().unwrap_or("no reason given").to_string();

@@ -376,3 +376,31 @@ async fn config_shows_no_secret() {
         "the webhook's host should still be shown:\n{shown}"
     );
 }
+
+/// An admin listener that sends a head and then stalls its body must not
+/// hang the operator's shell: `lifeboat ctl` gives up on the whole answer
+/// after its deadline, and says so.
+#[tokio::test]
+async fn ctl_gives_up_on_an_answer_that_stalls_mid_body() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mode\":")
+            .await
+            .unwrap();
+        // Hold the connection open, the body never finished.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(s);
+    });
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = crate::fleet::ctl(admin, "", &["status"]).await;
+    let took = started.elapsed();
+    server.abort();
+    assert!(!ok, "a stalled answer is a failure");
+    assert!(stderr.contains("no whole answer within 10 s"), "{stderr}");
+    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+}

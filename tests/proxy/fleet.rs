@@ -463,7 +463,12 @@ async fn fleet_config_errors_point_at_the_line() {
 
 /// Runs `lifeboat ctl --admin http://ADMIN ARGS` with `token` in
 /// `LIFEBOAT_TOKEN`: (success, stdout, stderr).
-async fn ctl(admin: std::net::SocketAddr, token: &str, args: &[&str]) -> (bool, String, String) {
+/// Runs `lifeboat ctl` against `admin`: (success, stdout, stderr).
+pub(crate) async fn ctl(
+    admin: std::net::SocketAddr,
+    token: &str,
+    args: &[&str],
+) -> (bool, String, String) {
     let out = tokio::process::Command::new(crate::support::process::bin())
         .arg("ctl")
         .arg("--admin")
