@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::process::{Process, write_config};
-use crate::support::{TestOrigin, client, lifeboat};
+use crate::support::{TestOrigin, client, lifeboat, text_of};
 
 /// The file's lines (none while it does not exist).
 fn lines_of(path: &Path) -> Vec<String> {
@@ -42,14 +42,7 @@ async fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
 /// The sum of the admin API's samples of `metric` (every label set that
 /// contains `labels`).
 async fn metric(admin: std::net::SocketAddr, metric: &str, labels: &str) -> f64 {
-    let text = client()
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(format!("http://{admin}/metrics")).await;
     text.lines()
         .filter(|l| l.starts_with(metric) && l.contains(labels))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

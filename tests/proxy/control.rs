@@ -8,15 +8,11 @@ use ::lifeboat::admission::Mode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Running, TestOrigin, client, header_of, json_of, lifeboat, lifeboat_to, status_of,
+    Running, TestOrigin, client, header_of, json_of, lifeboat, lifeboat_to, status_of, text_of,
 };
 
-fn admin_url(lb: &Running, path: &str) -> String {
-    format!("http://{}{path}", lb.admin.expect("admin listener"))
-}
-
 async fn post(lb: &Running, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
-    let mut req = client().post(admin_url(lb, path)).json(&body);
+    let mut req = client().post(lb.admin_url(path)).json(&body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -27,23 +23,16 @@ async fn post(lb: &Running, path: &str, body: Value, token: Option<&str>) -> req
 async fn health_readiness_and_mode() {
     let origin = TestOrigin::start().await;
     let lb = lifeboat(&origin).start().await;
-    assert_eq!(status_of(admin_url(&lb, "/healthz")).await, 200);
-    assert_eq!(status_of(admin_url(&lb, "/readyz")).await, 200);
-    let mode: Value = json_of(admin_url(&lb, "/mode")).await;
+    assert_eq!(status_of(lb.admin_url("/healthz")).await, 200);
+    assert_eq!(status_of(lb.admin_url("/readyz")).await, 200);
+    let mode: Value = json_of(lb.admin_url("/mode")).await;
     assert_eq!(mode["mode"], "normal");
     assert_eq!(mode["configured"], "auto");
     assert_eq!(mode["override"], Value::Null);
-    let config = client()
-        .get(admin_url(&lb, "/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(lb.admin_url("/config")).await;
     assert!(config.contains(&origin.addr.to_string()), "{config}");
-    assert_eq!(status_of(admin_url(&lb, "/nope")).await, 404);
-    assert_eq!(status_of(admin_url(&lb, "/reload")).await, 405);
+    assert_eq!(status_of(lb.admin_url("/nope")).await, 404);
+    assert_eq!(status_of(lb.admin_url("/reload")).await, 405);
 }
 
 #[tokio::test]
@@ -72,7 +61,7 @@ async fn override_with_ttl_expires_on_its_own() {
     );
     lb.wait_for_mode(Mode::Normal, Duration::from_secs(10))
         .await;
-    let mode: Value = json_of(admin_url(&lb, "/mode")).await;
+    let mode: Value = json_of(lb.admin_url("/mode")).await;
     assert_eq!(mode["override"], Value::Null);
     assert_eq!(status_of(lb.url("/status/200")).await, 200);
 }
@@ -90,7 +79,7 @@ async fn bad_override_requests_change_nothing() {
         assert_eq!(r.status(), 400, "{body}");
     }
     let r = client()
-        .post(admin_url(&lb, "/mode"))
+        .post(lb.admin_url("/mode"))
         .body("{not json")
         .send()
         .await
@@ -113,14 +102,7 @@ async fn the_live_message_reaches_the_apology_and_the_status_page() {
             .status(),
         200
     );
-    let page = client()
-        .get(lb.url("/news"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(lb.url("/news")).await;
     assert!(
         page.contains("Adding mirrors &lt;now&gt;; next update 20:00 UTC"),
         "message missing or unescaped"
@@ -184,7 +166,7 @@ async fn token_rules() {
         "a refused request changed the mode"
     );
     assert_eq!(
-        status_of(admin_url(&lb, "/mode")).await,
+        status_of(lb.admin_url("/mode")).await,
         200,
         "reads need no token"
     );
@@ -200,14 +182,7 @@ async fn token_rules() {
         200
     );
     assert_eq!(lb.mode(), Mode::Degraded);
-    let config = client()
-        .get(admin_url(&lb, "/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(lb.admin_url("/config")).await;
     assert!(
         !config.contains("s3cret"),
         "the token leaked through /config"
@@ -225,14 +200,7 @@ async fn metrics_after_traffic() {
     post(&lb, "/mode", json!({"mode": "degraded"}), None).await;
     assert_eq!(status_of(lb.url("/news")).await, 503);
     post(&lb, "/mode", json!({"mode": "auto"}), None).await;
-    let text = client()
-        .get(admin_url(&lb, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = lb.metrics().await;
     for series in [
         "lifeboat_requests_total{class=\"primary\",outcome=\"proxied\"}",
         "lifeboat_requests_total{class=\"normal\",outcome=\"shed\"}",
@@ -349,14 +317,7 @@ async fn config_shows_no_secret() {
         + &format!("[[webhook]]\nurl = \"{url}\"\n");
     let config = ::lifeboat::config::from_str(&toml, "t.toml", dir.path()).unwrap();
     let lb = crate::support::lifeboat::start_config(config).await;
-    let shown = client()
-        .get(admin_url(&lb, "/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = text_of(lb.admin_url("/config")).await;
     for secret in [
         "t0ken-s3cret",
         "hookuser",

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::redis::Redis;
-use crate::support::{Running, TestOrigin, client, lifeboat};
+use crate::support::{Running, TestOrigin, admin_post, client, lifeboat, text_of};
 
 async fn member(origin: &TestOrigin, redis: &Redis, id: &str) -> Running {
     lifeboat(origin)
@@ -26,7 +26,7 @@ async fn member(origin: &TestOrigin, redis: &Redis, id: &str) -> Running {
 }
 
 async fn admin_get(lb: &Running, path: &str) -> Value {
-    crate::support::json_of(format!("http://{}{path}", lb.admin.unwrap())).await
+    crate::support::json_of(lb.admin_url(path)).await
 }
 
 /// An origin and two instances, `a` and `b`, sharing `redis`, once each
@@ -37,17 +37,6 @@ async fn pair(redis: &Redis) -> (TestOrigin, Running, Running) {
     let b = member(&origin, redis, "b").await;
     fleet_of(&a, 2).await;
     (origin, a, b)
-}
-
-async fn admin_post(lb: &Running, path: &str, body: Value) -> Value {
-    let r = client()
-        .post(format!("http://{}{path}", lb.admin.unwrap()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path} {body}");
-    r.json().await.unwrap()
 }
 
 /// `lifeboat story ARGS`, which must succeed: its report.
@@ -690,14 +679,7 @@ async fn a_redis_that_never_answers_leaves_an_instance_alone_and_its_password_un
     let f = admin_get(&a, "/fleet").await;
     assert_eq!(f["connected"], false);
     assert_eq!(f["instances"][0]["id"], "solo", "{f}");
-    let config = client()
-        .get(format!("http://{}/config", a.admin.unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(a.admin_url("/config")).await;
     assert!(!config.contains("s3cret-pw"), "{config}");
     assert!(config.contains("redis://REDACTED@"), "{config}");
     // The operator can still act on it.

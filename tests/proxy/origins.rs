@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use lifeboat::upstream::outlier::State;
 
-use crate::support::{Harness, Running, TestOrigin, client, lifeboat_to, wait_until};
+use crate::support::{Harness, Running, TestOrigin, client, lifeboat_to, text_of, wait_until};
 
 /// A harness whose `[origin]` lists `urls` as its servers.
 pub fn servers(urls: &[String]) -> Harness {
@@ -320,14 +320,7 @@ async fn each_server_is_shown_in_metrics_mode_config_and_status() {
     assert_eq!(shown(&a.url()).expect("a shown")["state"], "in-rotation");
     assert_eq!(shown(&a.url()).unwrap()["requests"].to_string(), served);
 
-    let config = client()
-        .get(format!("http://{admin}/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(format!("http://{admin}/config")).await;
     assert!(config.contains(&a.addr.to_string()), "{config}");
 
     let status = lb.url(&lb.shared.runtime().config.story.status_path);
@@ -360,14 +353,7 @@ async fn credentials_in_a_server_url_are_not_shown() {
         .start()
         .await;
     let admin = lb.admin.expect("admin listener");
-    let config = client()
-        .get(format!("http://{admin}/config"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(format!("http://{admin}/config")).await;
     assert!(!config.contains("secret"), "{config}");
     assert!(config.contains("REDACTED@127.0.0.1:1"), "{config}");
 }

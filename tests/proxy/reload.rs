@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::process::Process;
-use crate::support::{Harness, TestOrigin, client, header_of, lifeboat, wait_until};
+use crate::support::{Harness, TestOrigin, client, header_of, lifeboat, text_of, wait_until};
 
 fn version(origin: &TestOrigin, via: &str) -> Harness {
     lifeboat(origin).set("proxy.via", &format!("\"{via}\""))
@@ -294,16 +294,7 @@ async fn a_message_changed_in_the_file_applies_on_reload() {
         .start_from_file(&file)
         .await;
     let admin = lb.admin.unwrap();
-    let page = || async {
-        client()
-            .get(lb.url("/news"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let page = || async { text_of(lb.url("/news")).await };
     assert!(page().await.contains("Mirrors are on their way."));
     let reload = || async {
         let r = client()

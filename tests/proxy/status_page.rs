@@ -8,19 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Running, TestOrigin, client, lifeboat};
+use crate::support::{Running, TestOrigin, admin_post, client, lifeboat};
 
 const STATUS: &str = "/.well-known/lifeboat/status";
-
-async fn post(lb: &Running, path: &str, body: Value) {
-    let r = client()
-        .post(format!("http://{}{path}", lb.admin.unwrap()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{path} {body}");
-}
 
 async fn html(lb: &Running) -> String {
     client()
@@ -73,14 +63,14 @@ async fn the_status_page_during_and_after_an_episode() {
     let lb = start(&origin, &dir.path().join("journal.jsonl"))
         .start()
         .await;
-    post(&lb, "/mode", json!({"mode": "degraded", "reason": "drill"})).await;
-    post(
+    admin_post(&lb, "/mode", json!({"mode": "degraded", "reason": "drill"})).await;
+    admin_post(
         &lb,
         "/message",
         json!({"text": "We are looking into it.", "stage": "investigating"}),
     )
     .await;
-    post(
+    admin_post(
         &lb,
         "/message",
         json!({"text": "Mirrors are being added.", "stage": "identified", "signed": "Louis, ops"}),
@@ -88,7 +78,7 @@ async fn the_status_page_during_and_after_an_episode() {
     .await;
     // A stage that is not one of Statuspage's is refused, clearly.
     let r = client()
-        .post(format!("http://{}/message", lb.admin.unwrap()))
+        .post(lb.admin_url("/message"))
         .json(&json!({"text": "x", "stage": "panicking"}))
         .send()
         .await
@@ -157,13 +147,13 @@ async fn the_status_page_during_and_after_an_episode() {
     assert!(page.contains("aria-labelledby=\"updates\""));
 
     // Over: a resolved update and back to normal.
-    post(
+    admin_post(
         &lb,
         "/message",
         json!({"text": "All clear, thank you.", "stage": "resolved"}),
     )
     .await;
-    post(
+    admin_post(
         &lb,
         "/mode",
         json!({"mode": "normal", "reason": "drill over"}),
@@ -190,8 +180,8 @@ async fn updates_and_history_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.jsonl");
     let lb = start(&origin, &journal).start().await;
-    post(&lb, "/mode", json!({"mode": "degraded", "reason": "drill"})).await;
-    post(
+    admin_post(&lb, "/mode", json!({"mode": "degraded", "reason": "drill"})).await;
+    admin_post(
         &lb,
         "/message",
         json!({"text": "Back in a moment.", "stage": "monitoring"}),

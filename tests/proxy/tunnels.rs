@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::support::h2c_origin::{H2cOrigin, h2c_client};
-use crate::support::{Running, TestOrigin, client, lifeboat_to, wait_until};
+use crate::support::{Running, TestOrigin, client, lifeboat_to, text_of, wait_until};
 
 /// lifeboat in degraded mode in front of an h2c-capable origin, with
 /// `/download/*` primary.
@@ -141,14 +141,7 @@ async fn upgrades_are_configured_and_h2c_is_refused_at_validation() {
 
 async fn metrics(lb: &Running) -> String {
     let url = format!("http://{}/metrics", lb.admin.unwrap());
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    text_of(url).await
 }
 
 /// Waits until `/metrics` has every line of `lines` (the recorder is

@@ -178,17 +178,14 @@ impl Running {
         self.http.expect("plain listener")
     }
 
+    /// `http://ADMIN/path` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin.expect("admin listener"))
+    }
+
     /// The admin listener's `/metrics` text (Prometheus).
     pub async fn metrics(&self) -> String {
-        let admin = self.admin.expect("admin listener");
-        crate::support::client()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("metrics text")
+        crate::support::text_of(self.admin_url("/metrics")).await
     }
 
     /// The mode every request sees now.

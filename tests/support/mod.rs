@@ -80,6 +80,29 @@ pub async fn json_of(url: impl reqwest::IntoUrl) -> serde_json::Value {
     resp.json().await.expect("a JSON body")
 }
 
+/// GET `url` with a plain client; the body as text.
+pub async fn text_of(url: impl reqwest::IntoUrl) -> String {
+    let resp = client().get(url).send().await.expect("request");
+    resp.text().await.expect("a text body")
+}
+
+/// POSTs `body` as JSON to `path` on `lb`'s admin listener (no token),
+/// which must answer 200; its JSON answer.
+pub async fn admin_post(
+    lb: &lifeboat::Running,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = client()
+        .post(lb.admin_url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 200, "{path} {body}");
+    r.json().await.expect("a JSON answer")
+}
+
 /// GET `url` with a plain client; the value of the header `name`, which
 /// must be present.
 pub async fn header_of(url: impl reqwest::IntoUrl, name: &str) -> String {
