@@ -89,18 +89,22 @@ enum Source {
 }
 
 impl Source {
-    fn of<B>(body: B) -> Self
+    /// `body` as a source (never `None`: the slot is emptied only for
+    /// hyper's own body, which is then the source).
+    fn of<B>(body: B) -> Option<Self>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut body = Some(body);
-        match (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Incoming>>() {
-            Some(incoming) => Source::Incoming(incoming.take().expect("just put there")),
-            None => Source::Other(Box::pin(http_body_util::BodyExt::map_err(
-                body.expect("not taken"),
-                Into::into,
-            ))),
+        let mut slot = Some(body);
+        let incoming = (&mut slot as &mut dyn std::any::Any)
+            .downcast_mut::<Option<Incoming>>()
+            .and_then(Option::take);
+        match incoming {
+            Some(incoming) => Some(Source::Incoming(incoming)),
+            None => slot.map(|body| {
+                Source::Other(Box::pin(http_body_util::BodyExt::map_err(body, Into::into)))
+            }),
         }
     }
 
@@ -142,7 +146,7 @@ impl IdleBody {
         B::Error: Into<BoxError>,
     {
         IdleBody {
-            inner: Some(Source::of(inner)),
+            inner: Source::of(inner),
             timeout,
             last_progress: Instant::now(),
             timer: None,
