@@ -43,13 +43,13 @@ where
     B::Error: Into<BoxError>,
 {
     let class = call.class();
-    // What a stop needs, taken before the request goes.
-    let stop = call.stop(Cause::ClientBody { stalled: false });
+    let http1 = call.req.version() <= http::Version::HTTP_11;
     let Call {
         req,
         rt,
         ctx,
         body_end,
+        asked,
         mut held,
         admitted_at,
         ..
@@ -93,20 +93,36 @@ where
             if let Some(reason) = apology::reason_for(&err) {
                 tracing::warn!(error = %err, "origin request failed");
                 admission.origin_failed(reason);
-                return Err(Stop {
-                    cause: Cause::Shed(reason),
-                    ..stop
-                });
+                let cause = Cause::Shed(reason);
+                return Err(stopped(cause, class, asked, http1, ctx, rt));
             }
             // The client's own broken or trickled body: not the origin's
             // failure, and not worth a warning per client (a trickle attack
             // would flood the log).
             tracing::debug!(error = %err, "client request body failed");
             let stalled = matches!(err, UpstreamError::ClientBody { stalled: true, .. });
-            Err(Stop {
-                cause: Cause::ClientBody { stalled },
-                ..stop
-            })
+            let cause = Cause::ClientBody { stalled };
+            Err(stopped(cause, class, asked, http1, ctx, rt))
         }
+    }
+}
+
+/// The request's stop, from the parts of its `Call` the origin did not
+/// take.
+fn stopped(
+    cause: Cause,
+    class: crate::classify::RouteClass,
+    asked: crate::apology::Asked,
+    http1: bool,
+    ctx: std::sync::Arc<super::Ctx>,
+    rt: std::sync::Arc<crate::runtime::Runtime>,
+) -> Stop {
+    Stop {
+        cause,
+        class: Some(class),
+        asked,
+        http1,
+        ctx,
+        rt,
     }
 }

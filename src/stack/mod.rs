@@ -158,6 +158,8 @@ impl<B> Call<B> {
             class: self.class,
             asked: self.asked,
             http1: self.req.version() <= http::Version::HTTP_11,
+            ctx: self.ctx.clone(),
+            rt: self.rt.clone(),
         }
     }
 
@@ -196,6 +198,10 @@ pub struct Stop {
     pub asked: Asked,
     /// HTTP/1 (the connection of a refused head is closed).
     pub http1: bool,
+    /// The connection (for the client's apology budget).
+    pub ctx: Arc<Ctx>,
+    /// The request's config version.
+    pub rt: Arc<Runtime>,
 }
 
 /// The causes a request stops for.

@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, ready};
 
@@ -48,10 +47,8 @@ where
     }
 
     fn call(&mut self, call: Call<B>) -> Self::Future {
-        let scene = (call.ctx.clone(), call.rt.clone());
         Rescued {
             inner: self.inner.call(call),
-            scene: Some(scene),
         }
     }
 }
@@ -59,7 +56,6 @@ where
 /// [`Rescue`]'s future.
 pub struct Rescued<F> {
     inner: F,
-    scene: Option<(Arc<Ctx>, Arc<Runtime>)>,
 }
 
 impl<F> Future for Rescued<F>
@@ -69,13 +65,8 @@ where
     type Output = Result<Answer, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let result = ready!(Pin::new(&mut this.inner).poll(cx));
-        Poll::Ready(Ok(match (result, this.scene.take()) {
-            (Ok(answer), _) => answer,
-            (Err(stop), Some((ctx, rt))) => respond(&ctx, &rt, stop),
-            (Err(stop), None) => unreachable!("polled after completion: {:?}", stop.cause),
-        }))
+        let result = ready!(Pin::new(&mut self.get_mut().inner).poll(cx));
+        Poll::Ready(Ok(result.unwrap_or_else(respond)))
     }
 }
 
@@ -83,12 +74,14 @@ where
 /// its short page (and an HTTP/1 connection is closed after it); a shed or
 /// an origin that could not answer gets the apology (or, past the client's
 /// budget, the short 429); a broken client body gets its 400 or 408.
-pub fn respond(ctx: &Ctx, rt: &Runtime, stop: Stop) -> Answer {
+pub fn respond(stop: Stop) -> Answer {
     let Stop {
         cause,
         class,
         asked,
         http1,
+        ctx,
+        rt,
     } = stop;
     let (response, shed) = match cause {
         Cause::Refused(refusal) => {
@@ -106,7 +99,7 @@ pub fn respond(ctx: &Ctx, rt: &Runtime, stop: Stop) -> Answer {
             let class = class.unwrap_or(RouteClass::Normal);
             let admission = &ctx.shared.admission;
             admission.refused(class, reason);
-            let resp = if over_budget(ctx, rt, class, reason) {
+            let resp = if over_budget(&ctx, &rt, class, reason) {
                 admission.clients.exceeded.fetch_add(1, Relaxed);
                 metrics::counter!("lifeboat_client_budget_exceeded_total").increment(1);
                 apology::too_many(&ctx.shared.pages(), reason, http1)
