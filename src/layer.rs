@@ -46,10 +46,9 @@ use http::{Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 
-use crate::admission::{Answered, Decision, Held, ShedReason, Wait, decide};
+use crate::admission::{Answered, Held, ShedReason};
 use crate::apology::{self, Asked};
 use crate::body::ResponseBody;
-use crate::classify::RouteClass;
 use crate::config::Config;
 use crate::runtime::Shared;
 
@@ -170,35 +169,20 @@ where
         a.refused(class, reason);
         Ok(apology::respond(&shared.pages(), reason, asked).map(ShedBody::apology))
     };
-    let dry_run = rt.config.shedding.dry_run;
-    let wait = match decide(class, a.view(), fastrand::f64()) {
-        Decision::Admit(wait) => wait,
-        Decision::Shed(reason) if dry_run => {
-            a.would_shed(reason);
-            Wait::Queue
-        }
-        Decision::Shed(reason) => return apology(reason),
+    let wait = match a.gate(&rt.config, class) {
+        Ok(wait) => wait,
+        Err(reason) => return apology(reason),
     };
     // A request with a body to come is admitted as keep at most, as in
     // the proxy.
     let has_body = !req.body().is_end_stream();
-    let admit_as = if has_body {
-        class.max(RouteClass::Keep)
-    } else {
-        class
-    };
     let admitted_at = Instant::now();
-    let held = match a.admit(&rt.config, admit_as, wait).await {
+    let mut held = match a.enter(&rt.config, class, has_body, wait).await {
         Ok(held) => held,
-        Err((reason, held)) if dry_run => {
-            a.would_shed(reason);
-            held
-        }
-        Err((reason, _)) => return apology(reason),
+        Err(reason) => return apology(reason),
     };
     // The service is the origin's one server: its learner learns the
     // service's limit, from its answers.
-    let mut held = held;
     let slot = rt
         .upstream
         .pool

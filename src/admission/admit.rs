@@ -26,10 +26,53 @@ pub struct Answered {
 }
 
 impl Admission {
+    /// The mode's decision for a request of `class`, without waiting: how
+    /// long it may wait for the origin, or why it is shed. In a dry run a
+    /// shed is counted as "would have shed" and the request waits as any
+    /// admitted one.
+    pub fn gate(&self, config: &Config, class: RouteClass) -> Result<Wait, ShedReason> {
+        match super::decide(class, self.view(), fastrand::f64()) {
+            super::Decision::Admit(wait) => Ok(wait),
+            super::Decision::Shed(reason) if config.shedding.dry_run => {
+                self.would_shed(reason);
+                Ok(Wait::Queue)
+            }
+            super::Decision::Shed(reason) => Err(reason),
+        }
+    }
+
+    /// Takes the slots of a request `gate` let through. A request whose
+    /// body is still to come (`has_body`) is admitted no higher than keep:
+    /// it may trickle its body into the origin for as long as the body rate
+    /// allows, and must not do it in a slot reserved for the downloads (nor
+    /// take the primary class's own slots). In a dry run a refusal is
+    /// counted and the request goes on with what it holds.
+    pub async fn enter(
+        &self,
+        config: &Config,
+        class: RouteClass,
+        has_body: bool,
+        wait: Wait,
+    ) -> Result<Held, ShedReason> {
+        let admit_as = if has_body {
+            class.max(RouteClass::Keep)
+        } else {
+            class
+        };
+        match self.admit(config, admit_as, wait).await {
+            Ok(held) => Ok(held),
+            Err((reason, held)) if config.shedding.dry_run => {
+                self.would_shed(reason);
+                Ok(held)
+            }
+            Err((reason, _)) => Err(reason),
+        }
+    }
+
     /// Counts the request in and takes its slots, waiting in lifeboat's
     /// queue as long as `wait` allows. A refusal comes with what was held
     /// so far (a dry run goes on with it).
-    pub async fn admit(
+    async fn admit(
         &self,
         config: &Config,
         class: RouteClass,

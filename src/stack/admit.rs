@@ -7,8 +7,6 @@ use tower::Service;
 
 use super::front::Now;
 use super::{Answer, BoxFuture, Call, Cause, Stop};
-use crate::admission::{Decision, Wait, decide};
-use crate::classify::RouteClass;
 
 /// Sheds what the mode says to shed, and takes the slots of the rest
 /// (waiting in lifeboat's priority queue only as long as it can expect to
@@ -48,39 +46,20 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let class = call.class();
-        let admission = &call.ctx.shared.admission;
-        let dry_run = call.rt.config.shedding.dry_run;
-        let wait = match decide(class, admission.view(), fastrand::f64()) {
-            Decision::Admit(wait) => wait,
-            Decision::Shed(reason) if dry_run => {
-                admission.would_shed(reason);
-                Wait::Queue
-            }
-            Decision::Shed(reason) => {
-                let stop = call.stop(Cause::Shed(reason));
-                return Now::Done(Some(Err(stop)));
-            }
+        let wait = match call.ctx.shared.admission.gate(&call.rt.config, class) {
+            Ok(wait) => wait,
+            Err(reason) => return Now::Done(Some(Err(call.stop(Cause::Shed(reason))))),
         };
         Now::Later(Box::pin(async move {
-            // A request whose body is still to come is admitted no higher
-            // than keep: it may trickle its body into the origin for as
-            // long as the body rate allows, and must not do it in a slot
-            // reserved for the downloads (nor take the primary class's own
-            // slots).
-            let admit_as = if call.body_end.is_some() {
-                class.max(RouteClass::Keep)
-            } else {
-                class
-            };
             call.admitted_at = Some(Instant::now());
+            let has_body = call.body_end.is_some();
             let admission = &call.ctx.shared.admission;
-            call.held = match admission.admit(&call.rt.config, admit_as, wait).await {
+            call.held = match admission
+                .enter(&call.rt.config, class, has_body, wait)
+                .await
+            {
                 Ok(held) => held,
-                Err((reason, held)) if dry_run => {
-                    admission.would_shed(reason);
-                    held
-                }
-                Err((reason, _)) => return Err(call.stop(Cause::Shed(reason))),
+                Err(reason) => return Err(call.stop(Cause::Shed(reason))),
             };
             inner.call(call).await
         }))
