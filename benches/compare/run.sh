@@ -36,7 +36,6 @@ targets=(direct nginx haproxy lifeboat)
 floor=
 if [[ -n "${FLOOR_ONLY:-}" ]]; then
   floor=only; targets=(nginx haproxy lifeboat hyper_conn hyper_pool)
-  [[ -n "${LIFEBOAT_BEFORE:-}" ]] && targets+=(before)
 elif [[ -n "${FLOOR:-}" && -z "${LOGS_ONLY:-}" ]]; then
   floor=yes; targets+=(hyper_conn hyper_pool)
 fi
