@@ -4,7 +4,8 @@
 //!   idle timeout so a stalled upload cannot pin an origin connection, and
 //!   a minimum rate ([`MinRate`]) so a trickled one cannot either.
 //! - [`ResponseBody`]: what lifeboat sends to the client: a streamed origin
-//!   body (with its own idle timeout) or a static page from memory. It
+//!   body (with its own idle timeout), the same read ahead of its visitor
+//!   through the [`crate::spool`], or a static page from memory. It
 //!   carries the request's [`Exchange`] record, which is completed when the
 //!   body ends, fails or is dropped: that is when the access-log line is
 //!   written and the connection's activity count drops.
@@ -252,6 +253,8 @@ enum Inner {
     Full(Option<Bytes>),
     /// The origin's body, streamed.
     Origin(IdleBody),
+    /// The origin's body, read ahead of the visitor.
+    Spooled(crate::spool::Reader),
 }
 
 /// The body of every response lifeboat sends.
@@ -287,6 +290,27 @@ impl ResponseBody {
         }
     }
 
+    /// Reads the origin's body ahead of its visitor from now on (see
+    /// [`crate::spool`]); `release` (the request's origin slot) is dropped
+    /// at the origin's last byte. Any other body is left as it is.
+    pub fn read_ahead<R: Send + 'static>(
+        self,
+        release: R,
+        bounds: crate::spool::Bounds,
+        dir: &std::sync::Arc<crate::spool::Dir>,
+    ) -> Self {
+        match self.inner {
+            Inner::Origin(body) => ResponseBody {
+                inner: Inner::Spooled(crate::spool::start(body, release, bounds, dir)),
+                exchange: self.exchange,
+            },
+            inner => ResponseBody {
+                inner,
+                exchange: self.exchange,
+            },
+        }
+    }
+
     /// Attaches the request's record, completed when this body finishes.
     pub fn with_exchange(mut self, exchange: Exchange) -> Self {
         if self.is_end_stream() {
@@ -316,6 +340,7 @@ impl Body for ResponseBody {
         let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Origin(body) => Pin::new(body).poll_frame(cx),
+            Inner::Spooled(body) => Pin::new(body).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -337,6 +362,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Origin(b) => b.is_end_stream(),
+            Inner::Spooled(b) => b.is_end_stream(),
         }
     }
 
@@ -344,6 +370,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Origin(b) => b.size_hint(),
+            Inner::Spooled(b) => b.size_hint(),
         }
     }
 }

@@ -18,7 +18,10 @@
 //!   WebSocket tunnels;
 //! - [`apology`] — the single boundary where every failure becomes a
 //!   response: the pre-rendered apology (503 + `Retry-After`);
-//! - [`body`] — streaming request/response bodies with idle timeouts.
+//! - [`body`] — streaming request/response bodies with idle timeouts;
+//! - [`spool`] — an origin's response read ahead of its visitor (memory,
+//!   then a nameless file), so the origin's slot ends at the origin's last
+//!   byte, not the visitor's.
 //!
 //! Beside the path:
 //!
@@ -59,6 +62,7 @@ pub mod logging;
 pub mod reload;
 pub mod runtime;
 pub mod screen;
+pub mod spool;
 pub mod stack;
 pub mod story;
 pub mod telemetry;

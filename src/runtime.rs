@@ -96,6 +96,9 @@ pub struct Shared {
     pub fleet: Option<Arc<crate::fleet::Link>>,
     /// The origin's servers, across config versions.
     pub servers: Registry,
+    /// Where responses read ahead of their visitors spill (the path is
+    /// fixed at start).
+    pub spool: Arc<crate::spool::Dir>,
 }
 
 impl Shared {
@@ -138,7 +141,9 @@ impl Shared {
             .as_ref()
             .map_or(1, |(_, tls)| tls.max_handshakes);
         let servers = Registry::default();
+        let spool = crate::spool::Dir::open(&config.buffering.path);
         Arc::new(Shared {
+            spool,
             current: ArcSwap::from_pointee(Runtime::new(config, &servers)),
             servers,
             handshakes: Arc::new(tokio::sync::Semaphore::new(handshakes)),

@@ -67,6 +67,13 @@ pub fn render(shared: &Shared) -> String {
     }
     metrics::gauge!("lifeboat_origin_inflight").set(a.origin.inflight() as f64);
     metrics::gauge!("lifeboat_tunnels").set(shared.tunnels.count() as f64);
+    let spool = shared.spool.usage();
+    metrics::gauge!("lifeboat_transfers").set(spool.transfers as f64);
+    metrics::gauge!("lifeboat_transfers_origin_sending").set(spool.reading as f64);
+    metrics::gauge!("lifeboat_spool_bytes").set(spool.bytes as f64);
+    metrics::counter!("lifeboat_spool_spilled_bytes_total").absolute(spool.spilled);
+    metrics::counter!("lifeboat_spool_backpressured_total").absolute(spool.backpressured);
+    metrics::counter!("lifeboat_spool_errors_total").absolute(spool.errors);
     let capacity = a.capacity();
     metrics::gauge!("lifeboat_origin_limit").set(capacity.limit as f64);
     metrics::gauge!("lifeboat_origin_limit_applied").set(capacity.applied as f64);

@@ -101,6 +101,7 @@ pub(super) fn mode_json(shared: &Shared) -> serde_json::Value {
             "samples": s.samples,
         },
         "origin": capacity_json(shared),
+        "transfers": transfers_json(shared, &rt),
         "servers": rt.upstream.pool.report(),
         "dry_run": rt.config.shedding.dry_run,
         "generation": shared.generation(),
@@ -120,6 +121,31 @@ fn capacity_json(shared: &Shared) -> serde_json::Value {
         "queued": o.queued(),
         "congestion": c.ratio.map(|r| (r * 100.0).round() / 100.0),
         "baseline_ttfb_ms": c.baseline.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0),
-        "drain_per_s": c.drain_per_s.round(),
+        // Never measured (every slot held by a long transfer since start):
+        // unknown, not zero.
+        "drain_per_s": (c.drain_per_s > 0.0).then(|| c.drain_per_s.round()),
+    })
+}
+
+/// Responses on their way to visitors, apart from the requests the origin
+/// works on: those read ahead through the spool, and the origin's own
+/// count of answers still sending their body.
+fn transfers_json(shared: &Shared, rt: &crate::runtime::Runtime) -> serde_json::Value {
+    let u = shared.spool.usage();
+    let streaming: usize = rt
+        .upstream
+        .pool
+        .servers()
+        .iter()
+        .map(|s| s.streaming())
+        .sum();
+    json!({
+        "in_progress": u.transfers,
+        "origin_sending": u.reading,
+        "at_origin_streaming": streaming,
+        "spooled_bytes": u.bytes,
+        "spilled_bytes_total": u.spilled,
+        "backpressured_total": u.backpressured,
+        "spool_errors_total": u.errors,
     })
 }

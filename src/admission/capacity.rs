@@ -26,6 +26,19 @@
 //!   than `low_mark`); one slow request weighs at most [`OUTLIER`] × its
 //!   baseline, and fewer than [`MIN_SAMPLES`] samples decide nothing. Only
 //!   2xx answers are samples: a burst of fast 404s says nothing about pages.
+//! - **Transfers that fill the limit** (a release day's long downloads, or
+//!   responses held at their visitor's pace when the spool is full) send no
+//!   answers for seconds, so there is nothing to learn from, and a probe
+//!   cannot drain slots that bodies hold. When most of a pressed limit is
+//!   held by answers still sending their bodies and few requests wait for
+//!   their head, the origin is answering as fast as it is asked: the limit
+//!   doubles each interval (TCP's slow start), or holds if the answers that
+//!   did come were slow. An origin whose workers the bodies hold shows a
+//!   queue at once: its new requests wait for their head, the rule no
+//!   longer applies, and the ordinary one lowers the limit.
+//! - **Sub-millisecond baselines** make the ratio noise: a static file's
+//!   head that takes 0.8 ms instead of 0.3 ms on a busy core is not a
+//!   queue. A baseline counts as at least 2 ms in the ratio.
 //! - **Oscillation**: between [`INCREASE_BELOW`] and [`DECREASE_ABOVE`] the
 //!   limit holds still; it grows by one (or 10 %) per interval, and falls
 //!   in proportion to the congestion, by half at most.
@@ -60,6 +73,12 @@ const MIN_LOW_SAMPLES: u64 = 3;
 /// One request counts for at most this many times its baseline: a single
 /// slow request cannot make an interval look congested.
 pub const OUTLIER: f64 = 4.0;
+/// A baseline counts as at least this (µs) in the congestion ratio: below
+/// a couple of milliseconds a time to first byte is the scheduler's noise
+/// as much as the origin's (a static file's head in 0.3 ms becomes 0.8 ms
+/// whenever a core is busy with the bodies), and a queue that costs less
+/// than a millisecond is no queue worth refusing anyone for.
+const BASELINE_FLOOR_US: f64 = 2_000.0;
 /// Weight of a new passive baseline measurement (a probe's replaces it).
 const BASELINE_EMA: f64 = 0.3;
 /// A probe at least this often while the limit is pressed: the baseline
@@ -123,6 +142,10 @@ pub struct Interval {
     pub peak: usize,
     /// Requests that found no free slot (queued or refused).
     pub pressed: u64,
+    /// Requests at the origin at the interval's end.
+    pub at_origin: usize,
+    /// Of those, answered and still sending their body (transfers).
+    pub streaming: usize,
 }
 
 impl Interval {
@@ -136,6 +159,8 @@ impl Interval {
         }
         self.peak = self.peak.max(other.peak);
         self.pressed += other.pressed;
+        self.at_origin = other.at_origin;
+        self.streaming = other.streaming;
     }
 }
 
@@ -153,6 +178,9 @@ pub struct Step {
     pub ratio: Option<f64>,
     /// Whether a probe is under way.
     pub probing: bool,
+    /// Whether the limit is growing because transfers fill it: it may
+    /// double again at the next interval.
+    pub growing: bool,
 }
 
 /// The controller.
@@ -201,6 +229,11 @@ impl Learner {
         self.limit = self.limit.clamp(bounds.min as f64, bounds.max as f64);
     }
 
+    /// Its bounds.
+    pub fn bounds(&self) -> Bounds {
+        self.bounds
+    }
+
     /// The learned limit.
     pub fn learned(&self) -> usize {
         self.limit.round() as usize
@@ -245,6 +278,7 @@ impl Learner {
             low_mark: self.low_mark(),
             ratio,
             probing: self.probe_left > 0,
+            growing: false,
         }
     }
 
@@ -257,6 +291,9 @@ impl Learner {
     /// Intervals with too few samples to decide on (a slow origin, a small
     /// limit) are gathered until there are enough, for up to [`GATHER`].
     pub fn step(&mut self, now: Instant, s: &Interval) -> Step {
+        if let Some(step) = self.held_by_transfers(now, s) {
+            return step;
+        }
         if self.probe_left > 0 {
             let ratio = self.ratio(s);
             self.probe_step(now, s);
@@ -304,6 +341,43 @@ impl Learner {
             self.start_probe();
         }
         self.step_result(ratio)
+    }
+
+    /// The limit is pressed, at least half of it is held by answers still
+    /// sending their bodies, and no more than a quarter of it waits for a
+    /// head: the transfers fill it, not the origin's work. The limit
+    /// doubles (any probe is called off: it could not drain), or holds if
+    /// the answers gathered so far, however few, came slower than
+    /// [`DECREASE_ABOVE`] × their baseline.
+    fn held_by_transfers(&mut self, now: Instant, s: &Interval) -> Option<Step> {
+        let learned = self.learned();
+        let pressed = s.pressed > 0 || s.peak + 1 >= learned;
+        let waiting = s.at_origin.saturating_sub(s.streaming);
+        let quarter = ((self.limit / 4.0).floor() as usize).max(1);
+        if !pressed || s.streaming * 2 < learned || waiting > quarter {
+            return None;
+        }
+        let mut seen = self.pending.clone();
+        seen.absorb(s);
+        let ratio = self.ratio_of(&seen, 1);
+        self.learn_passively(now, &seen);
+        self.pending = Interval::default();
+        self.pending_since = now;
+        self.probe_left = 0;
+        self.decreases_in_a_row = 0;
+        // Heads slower than their baseline while bodies keep the origin
+        // busy: hold. Not a decrease: that would shut out every newcomer
+        // until the transfers already in have ended, for a queue nobody
+        // is in (the heads come back; were they to wait, the rule above
+        // would no longer hold, and the ordinary one decides).
+        let grow = ratio.is_none_or(|r| r < DECREASE_ABOVE);
+        if grow {
+            self.limit = (self.limit * 2.0).min(self.bounds.max as f64);
+        }
+        Some(Step {
+            growing: grow && self.learned() < self.bounds.max,
+            ..self.step_result(ratio)
+        })
     }
 
     /// Halves the limit for a while (to the minimum when no baseline is
@@ -364,15 +438,20 @@ impl Learner {
 
     /// Σ ttfb / Σ baseline over the classes with a baseline.
     fn ratio(&self, s: &Interval) -> Option<f64> {
+        self.ratio_of(s, MIN_SAMPLES)
+    }
+
+    /// The same, from `min` samples on.
+    fn ratio_of(&self, s: &Interval, min: u64) -> Option<f64> {
         let (mut took, mut expected, mut n) = (0.0, 0.0, 0);
         for (class, acc) in s.all.iter().enumerate() {
             if let Some(b) = self.baseline[class].filter(|b| *b > 0.0) {
                 took += acc.sum_us as f64;
-                expected += b * acc.count as f64;
+                expected += b.max(BASELINE_FLOOR_US) * acc.count as f64;
                 n += acc.count;
             }
         }
-        (n >= MIN_SAMPLES && expected > 0.0).then(|| took / expected)
+        (n >= min.max(1) && expected > 0.0).then(|| took / expected)
     }
 }
 

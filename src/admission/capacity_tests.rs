@@ -265,3 +265,139 @@ fn a_slow_page_is_measured_again_even_at_a_small_probe_limit() {
         "the page baseline followed the origin: {page:?}"
     );
 }
+
+/// One interval of a static origin (nginx serving files) whose slots are
+/// all held by long transfers: every request sent got its head at once,
+/// so at most `answers` heads arrived (new requests let in), all at the
+/// baseline, and everything at the origin is a transfer.
+fn transfers(limit: usize, answers: u64, baseline_us: u64) -> Interval {
+    let mut s = Interval {
+        peak: limit,
+        pressed: 1,
+        at_origin: limit,
+        streaming: limit,
+        ..Interval::default()
+    };
+    s.all[0] = Acc {
+        sum_us: answers * baseline_us,
+        count: answers,
+    };
+    s
+}
+
+#[test]
+fn long_transfers_on_a_static_origin_grow_the_limit_within_a_second() {
+    let mut now = Instant::now();
+    let bounds = Bounds {
+        max: 4096,
+        ..BOUNDS
+    };
+    let mut l = Learner::new(bounds, now);
+    // 2,000 visitors at once, each download minutes long: the first 16
+    // answered at once and now hold every slot.
+    let mut step = l.current();
+    let mut limits = Vec::new();
+    for i in 0..10 {
+        // The first interval brings the first answers; later ones only
+        // those let in by the last doubling.
+        let answers = if i == 0 { 16 } else { (step.limit / 2) as u64 };
+        now += INTERVAL;
+        step = l.step(now, &transfers(step.limit, answers, 500));
+        limits.push(step.limit);
+        assert!(!step.probing, "a probe cannot drain transfers: {limits:?}");
+    }
+    assert!(limits[6] >= 2000, "{limits:?}");
+    assert!(within(&limits, 32, 4096), "{limits:?}");
+}
+
+#[test]
+fn transfers_with_no_answers_at_all_do_not_freeze_the_limit() {
+    // A quiet site's few long downloads fill a small limit and a few more
+    // visitors wait: no answer arrives for seconds.
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    let mut limit = l.current().limit;
+    for _ in 0..3 {
+        now += INTERVAL;
+        limit = l.step(now, &transfers(limit, 0, 0)).limit;
+    }
+    assert_eq!(limit, 128);
+}
+
+#[test]
+fn a_sync_worker_origin_whose_workers_the_bodies_hold_is_not_flooded() {
+    // Four workers, each held by a body sent at its visitor's pace; the
+    // requests beyond them wait for their head inside the origin and no
+    // answer comes back: that is a queue, not transfers.
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    let mut limits = Vec::new();
+    let mut limit = l.current().limit;
+    for _ in 0..50 {
+        let s = Interval {
+            peak: limit,
+            pressed: 1,
+            at_origin: limit,
+            streaming: limit.min(4),
+            ..Interval::default()
+        };
+        now += INTERVAL;
+        limit = l.step(now, &s).limit;
+        limits.push(limit);
+    }
+    assert!(within(&limits, 2, 16), "{limits:?}");
+}
+
+#[test]
+fn slow_answers_beside_the_transfers_hold_the_limit_where_it_is() {
+    let (mut l, mut now) = warm(PAGES);
+    let baseline = l.baseline(2).unwrap().as_micros() as u64;
+    // Transfers hold the slots, and the pages that do come back take
+    // twice their baseline: no more, and no fewer either (the transfers
+    // in flight would shut every newcomer out until they end).
+    let mut s = transfers(16, 0, 0);
+    s.all[2] = Acc {
+        sum_us: 2 * baseline * 8,
+        count: 8,
+    };
+    now += INTERVAL;
+    let step = l.step(now, &s);
+    assert_eq!(step.learned, 16, "{step:?}");
+    assert!(!step.growing);
+}
+
+#[test]
+fn a_quiet_site_with_a_long_download_or_two_changes_nothing() {
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    for _ in 0..100 {
+        let s = Interval {
+            peak: 2,
+            at_origin: 2,
+            streaming: 2,
+            ..Interval::default()
+        };
+        now += INTERVAL;
+        assert_eq!(l.step(now, &s).limit, 16);
+    }
+}
+
+#[test]
+fn sub_millisecond_heads_slowed_by_a_busy_core_are_not_a_queue() {
+    // A static origin whose heads take 0.3 ms alone and 0.8 ms while the
+    // cores move bodies: long transfers fill the limit, and it grows.
+    let mut now = Instant::now();
+    let mut l = Learner::new(BOUNDS, now);
+    let mut s = transfers(16, 16, 300);
+    s.low[0] = s.all[0];
+    now += INTERVAL;
+    let mut limit = l.step(now, &s).limit;
+    assert_eq!(limit, 32);
+    for _ in 0..3 {
+        now += INTERVAL;
+        limit = l
+            .step(now, &transfers(limit, (limit / 2) as u64, 800))
+            .limit;
+    }
+    assert_eq!(limit, 256);
+}

@@ -112,6 +112,8 @@ pub struct ServerLearn {
     applied: AtomicUsize,
     /// The limit outside any probe.
     learned: AtomicUsize,
+    /// Slots it may still grow by while transfers fill it (0: not growing).
+    headroom: AtomicUsize,
 }
 
 /// What the ticker knows of one server at a step.
@@ -120,6 +122,10 @@ pub struct ServerStep<'a> {
     pub learn: &'a ServerLearn,
     /// Most requests at it at once since the last step.
     pub peak: usize,
+    /// Requests at it now.
+    pub at_origin: usize,
+    /// Of those, answered and still sending their body.
+    pub streaming: usize,
     /// Whether it takes new requests (not ejected).
     pub in_rotation: bool,
 }
@@ -139,6 +145,7 @@ impl ServerLearn {
             learner: Mutex::new(Learner::new(b, Instant::now())),
             applied: AtomicUsize::new(limit),
             learned: AtomicUsize::new(limit),
+            headroom: AtomicUsize::new(0),
         }
     }
 
@@ -169,7 +176,7 @@ impl ServerLearn {
 
     /// One interval for this server: its samples, its peak, and whether
     /// lifeboat's queue was pressing. Returns the ratio, if measured.
-    fn step(&self, now: Instant, config: &Config, peak: usize, pressed: u64) -> Option<f64> {
+    fn step(&self, now: Instant, config: &Config, at: &ServerStep, pressed: u64) -> Option<f64> {
         let OriginLimit::Auto { .. } = config.origin.max_inflight else {
             let n = config.origin.max_inflight.initial();
             self.applied.store(n, Relaxed);
@@ -180,8 +187,10 @@ impl ServerLearn {
         let interval = Interval {
             all,
             low,
-            peak,
+            peak: at.peak,
             pressed,
+            at_origin: at.at_origin,
+            streaming: at.streaming,
         };
         let mut learner = lock(&self.learner);
         let s = learner.step(now, &interval);
@@ -194,6 +203,12 @@ impl ServerLearn {
         self.samples.low_mark.store(s.low_mark, Relaxed);
         self.applied.store(s.limit, Relaxed);
         self.learned.store(s.learned, Relaxed);
+        let room = if s.growing {
+            learner.bounds().max.saturating_sub(s.learned)
+        } else {
+            0
+        };
+        self.headroom.store(room, Relaxed);
         s.ratio
     }
 
@@ -287,11 +302,13 @@ impl Learn {
         let (_, pressed) = origin.take_pressure();
         self.measure_drain(now, origin);
         let (mut limit, mut applied, mut ratio, mut baseline) = (0, 0, None::<f64>, None);
+        let mut headroom = 0;
         for s in servers {
-            let r = s.learn.step(now, config, s.peak, pressed);
+            let r = s.learn.step(now, config, s, pressed);
             if s.in_rotation {
                 limit += s.learn.learned();
                 applied += s.learn.limit();
+                headroom += s.learn.headroom.load(Relaxed);
                 ratio = match (ratio, r) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
@@ -308,12 +325,17 @@ impl Learn {
         } else {
             (limit, applied.max(1))
         };
+        origin.set_headroom(if learned { headroom } else { 0 });
         self.apply(config, origin, learned, (limit, applied), ratio, baseline);
     }
 
-    /// Slots freed per second, per priority, smoothed over about a second.
+    /// Slots given per second, per priority, smoothed over about a second.
+    /// An interval in which a class got no slot at all measured nothing
+    /// (its slots were all held by long transfers, or it had no traffic):
+    /// the rate it had stands, and one never measured stays unknown (a
+    /// newcomer may wait), never zero.
     fn measure_drain(&self, now: Instant, origin: &Limiter) {
-        let released = origin.released();
+        let released = origin.granted();
         let mut d = lock(&self.drain);
         let (before, rates, at) = &mut *d;
         let secs = now.saturating_duration_since(*at).as_secs_f64();
@@ -322,7 +344,11 @@ impl Learn {
         }
         *at = now;
         for p in 0..3 {
-            let rate = released[p].saturating_sub(before[p]) as f64 / secs;
+            let given = released[p].saturating_sub(before[p]);
+            if given == 0 {
+                continue;
+            }
+            let rate = given as f64 / secs;
             rates[p] = if rates[p] == 0.0 {
                 rate
             } else {

@@ -63,8 +63,13 @@ pub struct Limiter {
     peak: AtomicUsize,
     /// Requests that found no free slot since then.
     pressed: AtomicU64,
-    /// Slots released since start, per priority.
-    released: [AtomicU64; 3],
+    /// Slots given since start, per priority: under pressure, what its
+    /// waiters were served at, slots freed and the limit's growth alike.
+    granted: [AtomicU64; 3],
+    /// Slots the learned limit is about to grow by (the learner says so
+    /// while transfers fill it): a newcomer no further back in its queue
+    /// will get one of them, whatever the rate slots were freed at.
+    headroom: AtomicUsize,
     /// Slots held by priority 0 now.
     primary_held: AtomicUsize,
     /// Slots released per second lately, per priority (f64 bits; 0: not
@@ -93,7 +98,6 @@ impl Drop for Permit {
         if self.priority == 0 {
             self.limiter.primary_held.fetch_sub(1, SeqCst);
         }
-        self.limiter.released[self.priority].fetch_add(1, Relaxed);
         self.limiter.dispatch();
     }
 }
@@ -110,7 +114,8 @@ impl Limiter {
             queues: Mutex::new(Queues::default()),
             peak: AtomicUsize::new(0),
             pressed: AtomicU64::new(0),
-            released: Default::default(),
+            granted: Default::default(),
+            headroom: AtomicUsize::new(0),
             primary_held: AtomicUsize::new(0),
             drain_per_s: Default::default(),
         })
@@ -118,6 +123,7 @@ impl Limiter {
 
     fn permit(self: &Arc<Self>, depth: usize, priority: usize) -> Permit {
         self.peak.fetch_max(depth, Relaxed);
+        self.granted[priority.min(2)].fetch_add(1, Relaxed);
         if priority == 0 {
             self.primary_held.fetch_add(1, SeqCst);
         }
@@ -151,9 +157,14 @@ impl Limiter {
         (peak, self.pressed.swap(0, Relaxed))
     }
 
-    /// Slots released since start, per priority.
-    pub fn released(&self) -> [u64; 3] {
-        std::array::from_fn(|p| self.released[p].load(Relaxed))
+    /// Slots given since start, per priority.
+    pub fn granted(&self) -> [u64; 3] {
+        std::array::from_fn(|p| self.granted[p].load(Relaxed))
+    }
+
+    /// Sets how many slots the limit is about to grow by (0: none).
+    pub fn set_headroom(&self, slots: usize) {
+        self.headroom.store(slots, Relaxed);
     }
 
     /// Records how many slots priority `p` frees per second (the ticker
@@ -166,11 +177,15 @@ impl Limiter {
     }
 
     /// The wait a newcomer of priority `p` can expect with `ahead` waiters
-    /// before it in its queue, if its class's drain rate is known. A rate
+    /// before it in its queue, if its class's drain rate is known and the
+    /// limit is not about to make room for it. A rate
     /// that has decayed towards zero (the measured rate of a class that
     /// was idle for minutes) gives a wait too long for a `Duration`: that
     /// is the longest wait, not a panic.
     fn expected_wait(&self, p: usize, ahead: usize) -> Option<Duration> {
+        if ahead < self.headroom.load(Relaxed) {
+            return None;
+        }
         let rate = f64::from_bits(self.drain_per_s[p.min(2)].load(Relaxed));
         (rate > 0.0).then(|| {
             Duration::try_from_secs_f64((ahead + 1) as f64 / rate).unwrap_or(Duration::MAX)

@@ -40,9 +40,10 @@ pub use signals::{InFlight, InFlightGuard, Signals, Window};
 
 use crate::config::{Config, ModeSetting};
 
-/// What a request holds while it is being served: its in-flight count and
-/// its slots. Released when the response body ends (or is dropped), so a
-/// long download keeps its slot to the end.
+/// What a request holds while the origin works on it: its in-flight count
+/// and its slots. Released when the origin's body has ended (read ahead by
+/// the spool, that is at the origin's pace, not the visitor's), or when the
+/// response body ends or is dropped if it is not read ahead.
 #[derive(Default)]
 pub struct Held {
     /// Counted in the in-flight signal.
@@ -53,6 +54,9 @@ pub struct Held {
     pub origin: Option<Permit>,
     /// The request counted at the server it was sent to.
     pub server: Option<Count>,
+    /// Counted as a transfer at that server (answered, its body still
+    /// coming from the origin).
+    pub streaming: Option<Count>,
 }
 
 /// One unit held in a shared counter (requests at a server): entered now,

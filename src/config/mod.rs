@@ -8,6 +8,7 @@
 //!
 //! Any failure is a [`ConfigError`] naming file, line, column and key.
 
+mod buffer_rules;
 mod control_rules;
 mod error;
 mod fleet_rules;
@@ -18,6 +19,7 @@ mod shed_rules;
 pub mod startup;
 pub mod webhook;
 
+pub use buffer_rules::Buffering;
 pub use control_rules::SUMMARY_FOR;
 pub use fleet_rules::{Fleet, valid_instance};
 pub mod units;
@@ -47,6 +49,8 @@ pub struct Config {
     pub origin: Origin,
     /// Connection and request limits on the public side.
     pub limits: Limits,
+    /// How far an origin's response is read ahead of its visitor.
+    pub buffering: Buffering,
     /// Proxy header behaviour.
     pub proxy: Proxy,
     /// Graceful shutdown.

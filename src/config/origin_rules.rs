@@ -28,9 +28,12 @@ const POOL_MAX_IDLE: i64 = 256;
 /// The learned origin limit never goes below 2: one request at the origin
 /// and one on its way keep even a single-worker origin busy.
 const LEARN_MIN: i64 = 2;
-/// ... nor above 1,024: more than any app server's workers, and a bound
-/// on what a wrong measurement can let through.
-const LEARN_MAX: i64 = 1024;
+/// ... nor above 4,096: more than any app server's workers, room for a
+/// static server's thousands of release-day transfers at once (2,000
+/// visitors each holding a download must all fit), and still a bound on
+/// what a wrong measurement can let through. The limit gets near it only
+/// while answers come at their baseline.
+const LEARN_MAX: i64 = 4096;
 /// It starts at 16, a small app server's worker count: low enough that the
 /// first wave meets a queue lifeboat can prioritise, and it grows by a
 /// tenth every 100 ms while the origin keeps up.

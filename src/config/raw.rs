@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub buffering: RawBuffering,
+    #[serde(default)]
     pub proxy: RawProxy,
     #[serde(default)]
     pub shutdown: RawShutdown,
@@ -127,6 +129,16 @@ pub struct RawLimits {
     pub body_min_rate: S<ByteSize>,
     pub body_rate_grace: S<Duration>,
     pub tunnel_idle_timeout: S<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBuffering {
+    pub enabled: S<bool>,
+    pub memory: S<ByteSize>,
+    pub max_file: S<ByteSize>,
+    pub max_total: S<ByteSize>,
+    pub path: S<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -167,6 +167,7 @@ fn validate(ctx: &Ctx<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         listen: listen(ctx, raw.listen.as_ref())?,
         origin: origin_cfg,
         limits: limits(ctx, &raw.limits)?,
+        buffering: super::buffer_rules::buffering(ctx, &raw.buffering)?,
         proxy: proxy(ctx, &raw.proxy)?,
         shutdown: Shutdown {
             drain_timeout: ctx.duration(

@@ -64,6 +64,7 @@ impl Sampler {
             })
             .collect();
         let signals = a.signals(shared.runtime().config.shedding.min_samples);
+        let spool = shared.spool.usage();
         let point = Point {
             t: unix_ms(SystemTime::now()),
             mode: a.view().mode.as_str(),
@@ -82,6 +83,9 @@ impl Sampler {
             limit: a.capacity().limit,
             queued: a.origin.queued(),
             queue_wait_p95_ms: ms(signals.queue_wait_p95),
+            transfers: spool.transfers,
+            transfers_reading: spool.reading,
+            spooled_mib: (spool.bytes as f64 / f64::from(1 << 20) * 10.0).round() / 10.0,
             fleet: shared.fleet.as_ref().map_or_else(Vec::new, |link| {
                 link.members()
                     .into_iter()

@@ -83,6 +83,13 @@ pub struct Point {
     pub queued: usize,
     /// Wait in lifeboat's queue, p95 over the signal window, ms.
     pub queue_wait_p95_ms: Option<f64>,
+    /// Responses on their way to visitors through the spool (the origin's
+    /// part done or not).
+    pub transfers: usize,
+    /// Of those, the origin still sending.
+    pub transfers_reading: usize,
+    /// Bytes spooled to disk now, MiB.
+    pub spooled_mib: f64,
     /// With a fleet: every live instance, from its last heartbeat.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fleet: Vec<FleetPoint>,
@@ -219,6 +226,9 @@ mod tests {
             limit: 16,
             queued: 0,
             queue_wait_p95_ms: None,
+            transfers: 0,
+            transfers_reading: 0,
+            spooled_mib: 0.0,
             fleet: Vec::new(),
         }
     }

@@ -64,6 +64,10 @@ where
             let status = forwarded.response.status();
             let server = forwarded.server;
             server.learn_from(class, ttfb, status, has_body);
+            let to_come = !http_body::Body::is_end_stream(forwarded.response.body());
+            if to_come || forwarded.tunnel.is_some() {
+                held.streaming = Some(server.transfer());
+            }
             held.server = Some(server.into_count());
             admission.answered(Answered {
                 class,
@@ -71,6 +75,7 @@ where
                 status,
                 admitted_at: admitted_at.unwrap_or(started),
             });
+            let mut response = forwarded.response;
             if let Some(tunnel) = forwarded.tunnel {
                 // The tunnel is the request, still going: it keeps the
                 // request's slots (in-flight count, origin slot).
@@ -81,9 +86,20 @@ where
                     conn.activity.begin(),
                     conn.drain.clone(),
                 ));
+            } else if to_come && read_ahead(&rt.config.buffering, response.body()) {
+                // The origin's part ends at its last byte, not the
+                // visitor's: the slots go with the read-ahead.
+                let b = &rt.config.buffering;
+                let bounds = crate::spool::Bounds {
+                    memory: b.memory,
+                    max_file: b.max_file,
+                    max_total: b.max_total,
+                };
+                let held = std::mem::take(&mut held);
+                response = response.map(|body| body.read_ahead(held, bounds, &ctx.shared.spool));
             }
             Ok(Answer {
-                response: forwarded.response,
+                response,
                 class: Some(class),
                 shed: None,
                 held,
@@ -105,6 +121,14 @@ where
             Err(stopped(cause, class, asked, http1, ctx, rt))
         }
     }
+}
+
+/// Whether a response body is worth reading ahead of its visitor: one
+/// that fits in the buffer's memory is in the sockets' buffers as soon as
+/// it is sent, and is handed on as it is.
+fn read_ahead(config: &crate::config::Buffering, body: &crate::body::ResponseBody) -> bool {
+    let len = http_body::Body::size_hint(body).exact();
+    config.enabled && len.is_none_or(|n| n > config.memory as u64)
 }
 
 /// The request's stop, from the parts of its `Call` the origin did not

@@ -33,6 +33,8 @@ pub struct Server {
     pub config: config::Server,
     weight: AtomicU32,
     inflight: Arc<AtomicUsize>,
+    /// Of those, answered and still sending their body (or tunnelled).
+    streaming: Arc<AtomicUsize>,
     peak: AtomicUsize,
     /// Its learned (or pinned) limit and its samples.
     pub learn: ServerLearn,
@@ -53,6 +55,7 @@ impl Server {
             config: server.clone(),
             weight: AtomicU32::new(server.weight),
             inflight: Arc::default(),
+            streaming: Arc::default(),
             peak: AtomicUsize::new(0),
             learn: ServerLearn::new(config),
             health: Health::default(),
@@ -65,6 +68,12 @@ impl Server {
     /// Requests at it now.
     pub fn inflight(&self) -> usize {
         self.inflight.load(Relaxed)
+    }
+
+    /// Of those, answered and still sending their body: transfers, not
+    /// requests it is still working out an answer to.
+    pub fn streaming(&self) -> usize {
+        self.streaming.load(Relaxed)
     }
 
     /// Its weight.
@@ -90,6 +99,12 @@ impl ServerSlot {
             count,
             depth,
         }
+    }
+
+    /// Counts the request as a transfer at its server: answered, its body
+    /// still coming (or a tunnel). Held as long as the origin sends.
+    pub fn transfer(&self) -> Count {
+        Count::enter(&self.server.streaming).0
     }
 
     /// The count alone, for the request to hold until it ends (once the
@@ -307,6 +322,8 @@ impl Pool {
             .map(|s| ServerStep {
                 learn: &s.learn,
                 peak: s.peak.swap(s.inflight(), Relaxed),
+                at_origin: s.inflight(),
+                streaming: s.streaming(),
                 in_rotation: s.health.in_rotation(now, self.checked),
             })
             .collect()

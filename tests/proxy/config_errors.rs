@@ -246,7 +246,7 @@ fn the_reference_config_is_valid() {
         c.origin.max_inflight,
         config::OriginLimit::Auto {
             min: 2,
-            max: 1024,
+            max: 4096,
             initial: 16
         },
         "the reference file states the defaults"

@@ -275,6 +275,16 @@ async fn in_a_browser_the_charts_draw_and_move_and_the_buttons_act() {
             .await,
         "100 %"
     );
+    // Transfers to visitors are drawn apart from requests at the origin,
+    // with what is spooled to disk.
+    assert_eq!(
+        browser
+            .eval(
+                "[...document.querySelectorAll('#l-transfers [data-series]')].map(e => e.dataset.series).join(',')"
+            )
+            .await,
+        "transfers,reading,spooled"
+    );
     // Alone, there is no fleet to draw.
     assert_eq!(
         browser

@@ -16,6 +16,7 @@ mod dashboard;
 // The binary has `lifeboat demo` only with the `demo` feature (the default).
 #[cfg(feature = "demo")]
 mod demo;
+mod downloads;
 mod exhaustion;
 mod external;
 mod failures;

@@ -126,6 +126,26 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the async `check` gives a value, polling every 20 ms;
+/// fails the test naming `what` if it gives none within 20 s.
+pub async fn wait_until_async<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Held by the tests that load both cores on purpose (stampedes, storms,
 /// attack tools): they run one at a time, so that each measures lifeboat
 /// rather than the other's load. Light tests still run beside them.
