@@ -24,15 +24,15 @@ CHUNK = 64 << 10
 LOG = os.environ.get("RELEASE_LOG", "/dev/null")
 
 
-def chunk_at(offset, n):
-    words = range(offset // 8, (offset + n) // 8)
-    return struct.pack("<%dQ" % len(words), *(w * 8 for w in words))
+# Made once per worker, at import: what a worker spends per response is
+# sending it, as for a file read from the page cache.
+DATA = struct.pack("<%dQ" % (SIZE // 8), *range(0, SIZE - SIZE % 8, 8))
 
 
 def body(started):
     try:
         for offset in range(0, SIZE, CHUNK):
-            yield chunk_at(offset, min(CHUNK, SIZE - offset))
+            yield DATA[offset : offset + CHUNK]
     finally:
         with open(LOG, "a") as log:
             log.write("%.6f %.6f %d\n" % (started, time.time(), os.getpid()))

@@ -353,11 +353,12 @@ fn slow_answers_beside_the_transfers_hold_the_limit_where_it_is() {
     let (mut l, mut now) = warm(PAGES);
     let baseline = l.baseline(2).unwrap().as_micros() as u64;
     // Transfers hold the slots, and the pages that do come back take
-    // twice their baseline: no more, and no fewer either (the transfers
-    // in flight would shut every newcomer out until they end).
+    // four times their baseline (60 ms late): no more, and no fewer either
+    // (the transfers in flight would shut every newcomer out until they
+    // end).
     let mut s = transfers(16, 0, 0);
     s.all[2] = Acc {
-        sum_us: 2 * baseline * 8,
+        sum_us: 4 * baseline * 8,
         count: 8,
     };
     now += INTERVAL;
@@ -383,6 +384,20 @@ fn a_quiet_site_with_a_long_download_or_two_changes_nothing() {
 }
 
 #[test]
+fn heads_a_few_milliseconds_late_beside_the_transfers_keep_the_limit_growing() {
+    let (mut l, mut now) = warm(PAGES);
+    let baseline = l.baseline(2).unwrap().as_micros() as u64;
+    // The pages take twice their 20 ms: the cores are busy with bodies.
+    let mut s = transfers(16, 0, 0);
+    s.all[2] = Acc {
+        sum_us: 2 * baseline * 8,
+        count: 8,
+    };
+    now += INTERVAL;
+    assert_eq!(l.step(now, &s).learned, 32);
+}
+
+#[test]
 fn sub_millisecond_heads_slowed_by_a_busy_core_are_not_a_queue() {
     // A static origin whose heads take 0.3 ms alone and 0.8 ms while the
     // cores move bodies: long transfers fill the limit, and it grows.
@@ -400,4 +415,22 @@ fn sub_millisecond_heads_slowed_by_a_busy_core_are_not_a_queue() {
             .limit;
     }
     assert_eq!(limit, 256);
+}
+
+#[test]
+fn downloads_waiting_behind_transfers_are_taken_in_one_step() {
+    let mut now = Instant::now();
+    let mut l = Learner::new(
+        Bounds {
+            max: 4096,
+            ..BOUNDS
+        },
+        now,
+    );
+    let mut s = transfers(16, 16, 500);
+    s.waiting_primary = 1984;
+    now += INTERVAL;
+    let step = l.step(now, &s);
+    assert_eq!(step.limit, 2000, "{step:?}");
+    assert!(step.growing);
 }

@@ -176,7 +176,13 @@ impl ServerLearn {
 
     /// One interval for this server: its samples, its peak, and whether
     /// lifeboat's queue was pressing. Returns the ratio, if measured.
-    fn step(&self, now: Instant, config: &Config, at: &ServerStep, pressed: u64) -> Option<f64> {
+    fn step(
+        &self,
+        now: Instant,
+        config: &Config,
+        at: &ServerStep,
+        (pressed, waiting_primary): (u64, usize),
+    ) -> Option<f64> {
         let OriginLimit::Auto { .. } = config.origin.max_inflight else {
             let n = config.origin.max_inflight.initial();
             self.applied.store(n, Relaxed);
@@ -191,6 +197,7 @@ impl ServerLearn {
             pressed,
             at_origin: at.at_origin,
             streaming: at.streaming,
+            waiting_primary,
         };
         let mut learner = lock(&self.learner);
         let s = learner.step(now, &interval);
@@ -303,8 +310,10 @@ impl Learn {
         self.measure_drain(now, origin);
         let (mut limit, mut applied, mut ratio, mut baseline) = (0, 0, None::<f64>, None);
         let mut headroom = 0;
+        let in_rotation = servers.iter().filter(|s| s.in_rotation).count().max(1);
+        let waiting_primary = origin.queued_at(0).div_ceil(in_rotation);
         for s in servers {
-            let r = s.learn.step(now, config, s, pressed);
+            let r = s.learn.step(now, config, s, (pressed, waiting_primary));
             if s.in_rotation {
                 limit += s.learn.learned();
                 applied += s.learn.limit();

@@ -215,6 +215,14 @@ impl Limiter {
         self.queued.load(SeqCst)
     }
 
+    /// Requests of priority `p` waiting.
+    pub fn queued_at(&self, p: usize) -> usize {
+        if self.queued() == 0 {
+            return 0;
+        }
+        self.lock().by_priority.get(p).map_or(0, VecDeque::len)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queues> {
         // A panic while holding this lock cannot leave the queues inconsistent
         // (every operation is a single push or remove), so a poisoned lock is usable.

@@ -100,6 +100,13 @@ pub struct Forwarded {
 }
 
 /// The pooled client for one origin, built from one config version.
+/// The most hyper reads from an origin connection at once (its adaptive
+/// default grows to about 400 KiB). Every response read ahead of a slow
+/// visitor holds at most one such read beside its spool's memory, so this
+/// bounds what 2,000 slow downloads cost; 64 KiB is still one read per
+/// several TCP segments of a fast origin.
+const ORIGIN_READ_BUFFER: usize = 64 * 1024;
+
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector<resolve::Resolver>>, RequestBody>,
     /// The servers, and which of them are in rotation.
@@ -132,6 +139,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .http2_only(origin.http2)
+            .http1_max_buf_size(ORIGIN_READ_BUFFER)
             .build(tls_connector(&origin, connector));
         Upstream {
             client,
