@@ -99,7 +99,6 @@ pub struct Forwarded {
     pub server: ServerSlot,
 }
 
-/// The pooled client for one origin, built from one config version.
 /// The most hyper reads from an origin connection at once (its adaptive
 /// default grows to about 400 KiB). Every response read ahead of a slow
 /// visitor holds at most one such read beside its spool's memory, so this
@@ -107,6 +106,7 @@ pub struct Forwarded {
 /// several TCP segments of a fast origin.
 const ORIGIN_READ_BUFFER: usize = 64 * 1024;
 
+/// The pooled client for one origin, built from one config version.
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector<resolve::Resolver>>, RequestBody>,
     /// The servers, and which of them are in rotation.
