@@ -137,7 +137,6 @@ impl Dir {
         Transfer {
             dir: self.clone(),
             reading: true,
-            counted: true,
         }
     }
 }
@@ -147,7 +146,6 @@ impl Dir {
 pub(super) struct Transfer {
     dir: Arc<Dir>,
     reading: bool,
-    counted: bool,
 }
 
 impl Transfer {
@@ -159,19 +157,10 @@ impl Transfer {
     }
 }
 
-impl Transfer {
-    /// The visitor is done (or gone).
-    pub(super) fn visitor_done(&mut self) {
-        if std::mem::take(&mut self.counted) {
-            self.dir.transfers.fetch_sub(1, Relaxed);
-        }
-    }
-}
-
 impl Drop for Transfer {
     fn drop(&mut self) {
         self.origin_done();
-        self.visitor_done();
+        self.dir.transfers.fetch_sub(1, Relaxed);
     }
 }
 
