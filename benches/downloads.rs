@@ -235,15 +235,16 @@ async fn mode(admin: SocketAddr) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn lifeboat_toml(origin_port: u16, spool: &Path) -> String {
+/// lifeboat's defaults in front of the origin (the spool in its default
+/// directory), downloads as the primary path. `LIFEBOAT_BIN` may name an
+/// earlier build: nothing here is newer than its config.
+fn lifeboat_toml(origin_port: u16) -> String {
     format!(
         "[listen]\nhttp = \"127.0.0.1:0\"\n\
          [origin]\nurl = \"http://127.0.0.1:{origin_port}\"\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n\
          [log]\nlevel = \"info\"\naccess = false\n\
-         [buffering]\npath = \"{}\"\n\
-         [[route]]\nname = \"downloads\"\nmatch = \"/download/*\"\nclass = \"primary\"\n",
-        spool.display()
+         [[route]]\nname = \"downloads\"\nmatch = \"/download/*\"\nclass = \"primary\"\n"
     )
 }
 
@@ -404,8 +405,7 @@ async fn static_origin(visitors: usize, size: u64, rate: u64) {
     let port = free_port();
     let _nginx = start_nginx(dir.path(), port);
     wait_listening(port).await;
-    let spool = dir.path().join("spool");
-    let (lb, _cfg) = closed_loop::lifeboat_process(&lifeboat_toml(port, &spool));
+    let (lb, _cfg) = closed_loop::lifeboat_process(&lifeboat_toml(port));
     let admin = lb.admin_address();
     // One download first: what a process that has served starts with.
     let warm = visit(
@@ -470,7 +470,7 @@ async fn gunicorn_origin(size: u64, rate: u64) {
     let port = free_port();
     let _gunicorn = start_gunicorn(port, size, &log);
     wait_listening(port).await;
-    let (lb, _cfg) = closed_loop::lifeboat_process(&lifeboat_toml(port, &dir.path().join("spool")));
+    let (lb, _cfg) = closed_loop::lifeboat_process(&lifeboat_toml(port));
     let admin = lb.admin_address();
     println!(
         "gunicorn: {visitors} visitors × {} MiB at {} kB/s, 4 sync workers, lifeboat's defaults",

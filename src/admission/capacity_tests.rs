@@ -434,3 +434,19 @@ fn downloads_waiting_behind_transfers_are_taken_in_one_step() {
     assert_eq!(step.limit, 2000, "{step:?}");
     assert!(step.growing);
 }
+
+#[test]
+fn a_static_origin_that_never_queues_only_ever_grows_under_a_wave() {
+    // Thousands of workers, nothing queues: every answer at its baseline.
+    let statics = Origin {
+        workers: 100_000.0,
+        ..PAGES
+    };
+    let (mut l, mut now) = warm(statics);
+    let limits = drive(&mut l, &mut now, 10.0, |_| statics, |_| None);
+    assert!(
+        limits.windows(2).all(|w| w[1] >= w[0] || w[0] > 900),
+        "{limits:?}"
+    );
+    assert!(*limits.last().unwrap() >= 900, "{limits:?}");
+}

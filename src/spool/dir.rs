@@ -137,6 +137,7 @@ impl Dir {
         Transfer {
             dir: self.clone(),
             reading: true,
+            counted: true,
         }
     }
 }
@@ -146,6 +147,7 @@ impl Dir {
 pub(super) struct Transfer {
     dir: Arc<Dir>,
     reading: bool,
+    counted: bool,
 }
 
 impl Transfer {
@@ -157,10 +159,19 @@ impl Transfer {
     }
 }
 
+impl Transfer {
+    /// The visitor is done (or gone).
+    pub(super) fn visitor_done(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.dir.transfers.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
 impl Drop for Transfer {
     fn drop(&mut self) {
         self.origin_done();
-        self.dir.transfers.fetch_sub(1, Relaxed);
+        self.visitor_done();
     }
 }
 

@@ -2,8 +2,11 @@
 //! never holds the origin (nginx's `proxy_buffering`, with its
 //! `proxy_max_temp_file_size` idea).
 //!
-//! A task of its own (`fill`) reads the origin's body as fast as the origin
-//! sends it into a [`Spool`]: a small buffer in memory (`[buffering]
+//! While the visitor keeps up, it reads the origin's body itself, as a
+//! plain stream would. A task beside it (`fill::watch`) looks every
+//! [`STALL`]: once the visitor has not waited for the origin for that long
+//! (it is the slower of the two), the task takes the body over and reads
+//! it as fast as the origin sends it into a [`Spool`]: a small buffer in memory (`[buffering]
 //! memory`), then a nameless file in the spool [`Dir`] for the rest,
 //! bounded per response (`max_file`) and in total (`max_total`). The
 //! visitor's side, a [`Reader`], takes the bytes in order at its own pace,
@@ -17,6 +20,9 @@
 //! once per response). A file that cannot be written never truncates a
 //! response: the bytes stay in memory and the response goes on at its
 //! visitor's pace.
+//!
+//! Memory holds at most `memory` plus one frame (an origin read, at most
+//! 64 KiB): a frame goes to memory while it holds less than its bound.
 //!
 //! The byte stream is always `memory ++ file[read..written] ++ tail`:
 //! bytes go to memory only while the file holds nothing unread, so the
@@ -47,6 +53,10 @@ use dir::{SpoolFile, Transfer};
 /// visitor's socket takes, and no more held per visitor.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Bytes buffered before a waiting visitor is woken while the origin is
+/// still sending: half the memory a response may hold.
+const WAKE_AT: usize = 32 * 1024;
+
 /// The bounds a response is spooled within (from `[buffering]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -57,6 +67,18 @@ pub struct Bounds {
     /// Bytes in all spool files at most.
     pub max_total: u64,
 }
+
+/// The origin's body, boxed once per response.
+type OriginBody = Pin<Box<dyn Body<Data = Bytes, Error = BodyError> + Send>>;
+/// What the request holds at the origin, dropped at the origin's end.
+type Release = Box<dyn Send>;
+
+/// How long the visitor may read the origin's body itself without once
+/// waiting for the origin before the read-ahead task takes over: a visitor
+/// who keeps up costs nothing more than a plain stream (a 10 MiB answer
+/// at loopback speed is over in 15 ms), one who is the slower of the two
+/// lets go of the origin within this.
+pub const STALL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How the origin's body ended.
 enum End {
@@ -82,6 +104,13 @@ struct State {
     reader: Option<Waker>,
     filler: Option<Waker>,
     transfer: Transfer,
+    /// The origin's body while the visitor reads it itself; the task takes
+    /// it once the visitor is the slower one.
+    inline: Option<OriginBody>,
+    /// Times the visitor, reading inline, waited for the origin.
+    waited: u64,
+    /// Dropped at the origin's end.
+    release: Option<Release>,
 }
 
 /// One response's bytes between the origin's task and its visitor.
@@ -99,11 +128,12 @@ pub struct Reader {
     sent: u64,
 }
 
-/// Starts reading `body` ahead into a spool; `release` is dropped the
+/// Starts streaming `body` to its visitor, read ahead into a spool as
+/// soon as the visitor is the slower of the two; `release` is dropped the
 /// moment the origin's body has ended (or failed, or its visitor left).
 pub fn start<B, R>(body: B, release: R, bounds: Bounds, dir: &Arc<Dir>) -> Reader
 where
-    B: Body<Data = Bytes, Error = BodyError> + Send + Unpin + 'static,
+    B: Body<Data = Bytes, Error = BodyError> + Send + 'static,
     R: Send + 'static,
 {
     let hint = body.size_hint();
@@ -123,11 +153,14 @@ where
             reader: None,
             filler: None,
             transfer: dir.transfer(),
+            inline: Some(Box::pin(body)),
+            waited: 0,
+            release: Some(Box::new(release)),
         }),
         dir: dir.clone(),
         bounds,
     });
-    tokio::spawn(fill::fill(body, release, spool.clone()));
+    tokio::spawn(fill::watch(spool.clone()));
     Reader {
         spool,
         hint,
@@ -177,15 +210,19 @@ impl Spool {
             self.dir.backpressured();
         }
         park(&mut s.filler, cx);
+        // Whatever is buffered is the visitor's to take now.
+        wake(&mut s.reader);
         Poll::Pending
     }
 
-    /// Whether the visitor has gone; if not, the filler is woken when it
-    /// goes.
-    fn gone(&self, cx: &Context<'_>) -> bool {
+    /// The origin has nothing more for now: whether the visitor has gone;
+    /// if not, the filler is woken when it goes, and the visitor is told
+    /// of what is waiting for it.
+    fn idle(&self, cx: &Context<'_>) -> bool {
         let mut s = self.lock();
         if !s.gone {
             park(&mut s.filler, cx);
+            wake(&mut s.reader);
         }
         s.gone
     }
@@ -195,7 +232,9 @@ impl Spool {
         let mut s = self.lock();
         let s = &mut *s;
         let unread = s.written > s.read;
-        let fits = s.mem_bytes + data.len() <= self.bounds.memory;
+        // Memory takes a frame while it holds less than its bound: a
+        // visitor who keeps up never makes the bytes go through the file.
+        let fits = s.mem_bytes < self.bounds.memory;
         if !unread && (fits || !self.file_ok(s)) {
             s.mem_bytes += data.len();
             s.mem.push_back(data);
@@ -210,7 +249,12 @@ impl Spool {
                 s.mem.push_back(data);
             }
         }
-        wake(&mut s.reader);
+        // The visitor is woken for a batch, or when the origin pauses
+        // (`idle`): one wake-up per frame would make every frame wait for
+        // the scheduler.
+        if s.mem_bytes + (s.written - s.read) as usize >= WAKE_AT {
+            wake(&mut s.reader);
+        }
     }
 
     fn spill(&self, s: &mut State, data: &[u8]) -> std::io::Result<()> {
@@ -232,10 +276,65 @@ impl Spool {
         wake(&mut s.reader);
     }
 
+    /// Drops what the request holds at the origin (outside the lock).
+    fn let_go(&self) {
+        let release = self.lock().release.take();
+        drop(release);
+    }
+
+    /// The watcher's look: the origin's body, taken from the visitor, if
+    /// the visitor has not waited for the origin since `seen` (the last
+    /// look's count); `Err` when there is nothing left to watch.
+    fn take_if_stalled(&self, seen: &mut u64) -> Result<Option<OriginBody>, ()> {
+        let mut s = self.lock();
+        if s.gone || s.inline.is_none() {
+            return Err(());
+        }
+        if s.waited != *seen {
+            *seen = s.waited;
+            return Ok(None);
+        }
+        Ok(s.inline.take())
+    }
+
+    /// The visitor reads the origin's body itself.
+    fn poll_inline(
+        &self,
+        s: &mut State,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Option<Result<Frame<Bytes>, BodyError>>>> {
+        let body = s.inline.as_mut()?;
+        let polled = body.as_mut().poll_frame(cx);
+        let ended = match &polled {
+            Poll::Pending => {
+                // Woken by the origin's body, or by the task if it takes
+                // the body over meanwhile.
+                s.waited += 1;
+                park(&mut s.reader, cx);
+                false
+            }
+            // Trailers are the body's last frame.
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || body.is_end_stream(),
+            Poll::Ready(_) => true,
+        };
+        if ended {
+            s.inline = None;
+            s.over = true;
+            s.transfer.origin_done();
+        }
+        Some(polled)
+    }
+
     /// The next frame for the visitor, if one is ready.
-    fn poll_next(&self, cx: &Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let mut guard = self.lock();
         let s = &mut *guard;
+        if let Some(polled) = self.poll_inline(s, cx) {
+            let release = if s.over { s.release.take() } else { None };
+            drop(guard);
+            drop(release);
+            return polled;
+        }
         if let Some(data) = s.mem.pop_front() {
             s.mem_bytes -= data.len();
             wake(&mut s.filler);
@@ -316,7 +415,13 @@ impl Drop for Reader {
     fn drop(&mut self) {
         let mut s = self.spool.lock();
         s.gone = true;
+        s.transfer.visitor_done();
         wake(&mut s.filler);
+        // Read inline: nobody else holds the origin; let go of it now.
+        let body = s.inline.take();
+        let release = body.is_some().then(|| s.release.take());
+        drop(s);
+        drop((body, release));
     }
 }
 

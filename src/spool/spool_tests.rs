@@ -311,3 +311,29 @@ async fn a_spool_file_has_no_name_while_it_is_used() {
     until("read ahead to disk", || dir.usage().bytes > 0).await;
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_visitor_who_keeps_up_reads_the_origin_itself_and_nothing_is_spooled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Dir::open(tmp.path());
+    let (tx, body) = fed();
+    let (held, released) = slot();
+    let mut reader = start(body, held, BOUNDS, &dir);
+    // The origin is the slower one: a frame every 30 ms, for longer than
+    // the watcher's look, each taken as it comes.
+    let mut got = Vec::new();
+    for f in frames(8) {
+        tx.send(Ok(Frame::data(f))).unwrap();
+        got.extend_from_slice(&next_data(&mut reader).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    drop(tx);
+    assert!(next_data(&mut reader).await.is_none());
+    assert_eq!(got, expected(8));
+    assert!(
+        released.load(Ordering::SeqCst),
+        "let go at the origin's end"
+    );
+    let u = dir.usage();
+    assert_eq!((u.spilled, u.transfers > 0), (0, true), "{u:?}");
+}
