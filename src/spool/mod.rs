@@ -80,6 +80,9 @@ type Release = Box<dyn Send>;
 /// lets go of the origin within this.
 pub const STALL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// What a body's poll gives.
+type Polled = Poll<Option<Result<Frame<Bytes>, BodyError>>>;
+
 /// How the origin's body ended.
 enum End {
     Done(Option<HeaderMap>),
@@ -302,7 +305,7 @@ impl Spool {
         &self,
         s: &mut State,
         cx: &mut Context<'_>,
-    ) -> Option<Poll<Option<Result<Frame<Bytes>, BodyError>>>> {
+    ) -> Option<Polled> {
         let body = s.inline.as_mut()?;
         let polled = body.as_mut().poll_frame(cx);
         let ended = match &polled {
