@@ -301,11 +301,7 @@ impl Spool {
     }
 
     /// The visitor reads the origin's body itself.
-    fn poll_inline(
-        &self,
-        s: &mut State,
-        cx: &mut Context<'_>,
-    ) -> Option<Polled> {
+    fn poll_inline(&self, s: &mut State, cx: &mut Context<'_>) -> Option<Polled> {
         let body = s.inline.as_mut()?;
         let polled = body.as_mut().poll_frame(cx);
         let ended = match &polled {

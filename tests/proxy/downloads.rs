@@ -33,6 +33,19 @@ async fn read_slowly(resp: reqwest::Response, per_s: u64) -> (u64, Vec<u8>) {
     (total, hasher.finalize().to_vec())
 }
 
+/// `GET /mode` once `ok` holds of it (20 s at most).
+async fn mode_when(
+    lb: &crate::support::lifeboat::Running,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_until_async(what, || async {
+        let m = json_of(lb.admin_url("/mode")).await;
+        ok(&m).then_some(m)
+    })
+    .await
+}
+
 fn toml_path(p: &std::path::Path) -> String {
     format!("\"{}\"", p.display())
 }
@@ -99,12 +112,11 @@ async fn the_origin_slot_is_free_at_the_origins_last_byte_not_the_visitors() {
         .await
         .unwrap();
     assert_eq!(stalled.status(), 200);
-    let mode = wait_until_async("the origin's part done, the transfer going on", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
+    let mode = mode_when(&lb, "the origin's part done, the transfer going on", |m| {
         let done = m["origin"]["inflight"] == 0
             && m["transfers"]["in_progress"] == 1
             && m["transfers"]["origin_sending"] == 0;
-        done.then_some(m)
+        done
     })
     .await;
     assert!(
@@ -120,9 +132,8 @@ async fn the_origin_slot_is_free_at_the_origins_last_byte_not_the_visitors() {
     // The stalled visitor still gets every byte, in order.
     let (len, sha) = read_slowly(stalled, 1 << 30).await;
     assert_eq!((len, sha), (size, pattern_sha(size)));
-    wait_until_async("the spool emptied", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
-        (m["transfers"]["in_progress"] == 0 && m["transfers"]["spooled_bytes"] == 0).then_some(())
+    mode_when(&lb, "the spool emptied", |m| {
+        (m["transfers"]["in_progress"] == 0 && m["transfers"]["spooled_bytes"] == 0)
     })
     .await;
 }
@@ -143,9 +154,8 @@ async fn at_the_spool_bound_the_slot_is_held_and_counted_and_nothing_is_lost() {
         .send()
         .await
         .unwrap();
-    let mode = wait_until_async("backpressure counted", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
-        (m["transfers"]["backpressured_total"] == 1).then_some(m)
+    let mode = mode_when(&lb, "backpressure counted", |m| {
+        (m["transfers"]["backpressured_total"] == 1)
     })
     .await;
     assert_eq!(mode["origin"]["inflight"], 1, "the slot is held: {mode}");
@@ -157,9 +167,8 @@ async fn at_the_spool_bound_the_slot_is_held_and_counted_and_nothing_is_lost() {
     );
     let (len, sha) = read_slowly(stalled, 1 << 30).await;
     assert_eq!((len, sha), (size, pattern_sha(size)));
-    wait_until_async("the slot released", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
-        (m["origin"]["inflight"] == 0 && m["transfers"]["spooled_bytes"] == 0).then_some(())
+    mode_when(&lb, "the slot released", |m| {
+        (m["origin"]["inflight"] == 0 && m["transfers"]["spooled_bytes"] == 0)
     })
     .await;
 }
@@ -180,18 +189,16 @@ async fn a_visitor_who_leaves_mid_download_frees_the_slot_and_the_disk() {
         .unwrap();
     let first = resp.chunk().await.unwrap().unwrap();
     assert_eq!(first[0], pattern_byte(0));
-    wait_until_async("spooled", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
-        (m["transfers"]["spooled_bytes"].as_u64() > Some(0)).then_some(())
+    mode_when(&lb, "spooled", |m| {
+        (m["transfers"]["spooled_bytes"].as_u64() > Some(0))
     })
     .await;
     drop(resp);
-    wait_until_async("everything let go", || async {
-        let m = json_of(lb.admin_url("/mode")).await;
+    mode_when(&lb, "everything let go", |m| {
         let clear = m["transfers"]["in_progress"] == 0
             && m["transfers"]["spooled_bytes"] == 0
             && m["origin"]["inflight"] == 0;
-        clear.then_some(())
+        clear
     })
     .await;
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
