@@ -113,10 +113,9 @@ async fn the_origin_slot_is_free_at_the_origins_last_byte_not_the_visitors() {
         .unwrap();
     assert_eq!(stalled.status(), 200);
     let mode = mode_when(&lb, "the origin's part done, the transfer going on", |m| {
-        let done = m["origin"]["inflight"] == 0
+        m["origin"]["inflight"] == 0
             && m["transfers"]["in_progress"] == 1
-            && m["transfers"]["origin_sending"] == 0;
-        done
+            && m["transfers"]["origin_sending"] == 0
     })
     .await;
     assert!(
@@ -133,7 +132,7 @@ async fn the_origin_slot_is_free_at_the_origins_last_byte_not_the_visitors() {
     let (len, sha) = read_slowly(stalled, 1 << 30).await;
     assert_eq!((len, sha), (size, pattern_sha(size)));
     mode_when(&lb, "the spool emptied", |m| {
-        (m["transfers"]["in_progress"] == 0 && m["transfers"]["spooled_bytes"] == 0)
+        m["transfers"]["in_progress"] == 0 && m["transfers"]["spooled_bytes"] == 0
     })
     .await;
 }
@@ -155,7 +154,7 @@ async fn at_the_spool_bound_the_slot_is_held_and_counted_and_nothing_is_lost() {
         .await
         .unwrap();
     let mode = mode_when(&lb, "backpressure counted", |m| {
-        (m["transfers"]["backpressured_total"] == 1)
+        m["transfers"]["backpressured_total"] == 1
     })
     .await;
     assert_eq!(mode["origin"]["inflight"], 1, "the slot is held: {mode}");
@@ -168,7 +167,7 @@ async fn at_the_spool_bound_the_slot_is_held_and_counted_and_nothing_is_lost() {
     let (len, sha) = read_slowly(stalled, 1 << 30).await;
     assert_eq!((len, sha), (size, pattern_sha(size)));
     mode_when(&lb, "the slot released", |m| {
-        (m["origin"]["inflight"] == 0 && m["transfers"]["spooled_bytes"] == 0)
+        m["origin"]["inflight"] == 0 && m["transfers"]["spooled_bytes"] == 0
     })
     .await;
 }
@@ -190,15 +189,14 @@ async fn a_visitor_who_leaves_mid_download_frees_the_slot_and_the_disk() {
     let first = resp.chunk().await.unwrap().unwrap();
     assert_eq!(first[0], pattern_byte(0));
     mode_when(&lb, "spooled", |m| {
-        (m["transfers"]["spooled_bytes"].as_u64() > Some(0))
+        m["transfers"]["spooled_bytes"].as_u64() > Some(0)
     })
     .await;
     drop(resp);
     mode_when(&lb, "everything let go", |m| {
-        let clear = m["transfers"]["in_progress"] == 0
+        m["transfers"]["in_progress"] == 0
             && m["transfers"]["spooled_bytes"] == 0
-            && m["origin"]["inflight"] == 0;
-        clear
+            && m["origin"]["inflight"] == 0
     })
     .await;
     assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
