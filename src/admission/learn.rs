@@ -344,7 +344,7 @@ impl Learn {
     /// the rate it had stands, and one never measured stays unknown (a
     /// newcomer may wait), never zero.
     fn measure_drain(&self, now: Instant, origin: &Limiter) {
-        let released = origin.granted();
+        let granted = origin.granted();
         let mut d = lock(&self.drain);
         let (before, rates, at) = &mut *d;
         let secs = now.saturating_duration_since(*at).as_secs_f64();
@@ -353,7 +353,7 @@ impl Learn {
         }
         *at = now;
         for p in 0..3 {
-            let given = released[p].saturating_sub(before[p]);
+            let given = granted[p].saturating_sub(before[p]);
             if given == 0 {
                 continue;
             }
@@ -365,7 +365,7 @@ impl Learn {
             };
             origin.set_drain_rate(p, rates[p]);
         }
-        *before = released;
+        *before = granted;
     }
 
     fn apply(
